@@ -1,0 +1,120 @@
+//! The catalogue of causes. Codes are stable: they appear in headers, logs and
+//! `gatehouse explain`, and scripts match on them. Never renumber; add.
+
+use serde::Serialize;
+
+/// Sections of the troubleshooting guide (reference/seed-troubleshooting-401-403.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Section {
+    Consent,
+    Permissions,
+    TokenType,
+    PrivilegedOperation,
+    UserAccess,
+    WrongResource,
+    ConditionalAccess,
+    TokenValidity,
+    ClientConfiguration,
+}
+
+impl Section {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Consent => "consent",
+            Section::Permissions => "permissions",
+            Section::TokenType => "token-type",
+            Section::PrivilegedOperation => "privileged-operation",
+            Section::UserAccess => "user-access",
+            Section::WrongResource => "wrong-resource",
+            Section::ConditionalAccess => "conditional-access",
+            Section::TokenValidity => "token-validity",
+            Section::ClientConfiguration => "client-configuration",
+        }
+    }
+}
+
+macro_rules! causes {
+    ($( $variant:ident => $code:literal, $section:ident, $summary:literal; )*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Cause { $( $variant, )* }
+
+        impl Cause {
+            pub const ALL: &'static [Cause] = &[ $( Cause::$variant, )* ];
+            /// The stable code, e.g. `GH-CONSENT-MISSING`.
+            pub fn code(self) -> &'static str {
+                match self { $( Cause::$variant => $code, )* }
+            }
+            pub fn section(self) -> Section {
+                match self { $( Cause::$variant => Section::$section, )* }
+            }
+            /// One line for a person.
+            pub fn summary(self) -> &'static str {
+                match self { $( Cause::$variant => $summary, )* }
+            }
+            pub fn from_code(code: &str) -> Option<Cause> {
+                Self::ALL.iter().copied().find(|c| c.code().eq_ignore_ascii_case(code))
+            }
+        }
+    };
+}
+
+causes! {
+    RequestMissingParameter => "GH-REQUEST-MISSING-PARAMETER", ClientConfiguration, "A required request parameter is missing.";
+    RequestMalformed => "GH-REQUEST-MALFORMED", ClientConfiguration, "The request is malformed.";
+    GrantTypeUnsupported => "GH-GRANT-TYPE-UNSUPPORTED", ClientConfiguration, "The grant type is not supported.";
+    TenantUnknown => "GH-TENANT-UNKNOWN", ClientConfiguration, "The tenant in the URL does not exist.";
+    TenantRequired => "GH-TENANT-REQUIRED", ClientConfiguration, "This flow needs a tenant-specific authority, not common or organizations.";
+    ClientUnknown => "GH-CLIENT-UNKNOWN", ClientConfiguration, "No application with this client id exists in the tenant.";
+    ClientCredentialMissing => "GH-CLIENT-CREDENTIAL-MISSING", ClientConfiguration, "A confidential client sent no client secret or assertion.";
+    ClientSecretInvalid => "GH-CLIENT-SECRET-INVALID", ClientConfiguration, "The client secret does not match any secret of the application.";
+    ClientSecretExpired => "GH-CLIENT-SECRET-EXPIRED", ClientConfiguration, "The client secret has expired.";
+    ClientAssertionInvalid => "GH-CLIENT-ASSERTION-INVALID", ClientConfiguration, "The client assertion (certificate credential) is not valid.";
+    ClientAuthAmbiguous => "GH-CLIENT-AUTH-AMBIGUOUS", ClientConfiguration, "More than one client authentication method was used.";
+    PublicClientSentCredential => "GH-PUBLIC-CLIENT-CREDENTIAL", ClientConfiguration, "A public client presented a client secret or assertion.";
+    PublicClientFlowsDisabled => "GH-PUBLIC-FLOWS-DISABLED", ClientConfiguration, "The application does not allow public client flows.";
+    RedirectUriMismatch => "GH-REDIRECT-URI-MISMATCH", ClientConfiguration, "The redirect URI is not registered for the application.";
+    ResponseTypeUnsupported => "GH-RESPONSE-TYPE-UNSUPPORTED", ClientConfiguration, "The response type is not supported.";
+    ScopeInvalid => "GH-SCOPE-INVALID", Permissions, "The scope parameter is not valid.";
+    ScopeNotDefaultForAppOnly => "GH-SCOPE-NOT-DEFAULT", TokenType, "Client credentials and on-behalf-of need a `/.default` scope.";
+    ScopeUnknownPermission => "GH-SCOPE-UNKNOWN-PERMISSION", Permissions, "The resource offers no permission with this name.";
+    ScopeMultipleResources => "GH-SCOPE-MULTIPLE-RESOURCES", Permissions, "Scopes for more than one resource in one request.";
+    ResourceNotFound => "GH-RESOURCE-NOT-FOUND", WrongResource, "The resource named by the scope does not exist in the tenant.";
+    ConsentMissing => "GH-CONSENT-MISSING", Consent, "The user or an administrator has not consented to the requested permissions.";
+    ConsentDeclined => "GH-CONSENT-DECLINED", Consent, "The user declined consent.";
+    AdminConsentRequired => "GH-CONSENT-ADMIN-REQUIRED", Consent, "The permission needs administrator consent and the user is not an administrator.";
+    UserNotFound => "GH-USER-NOT-FOUND", UserAccess, "No user with this name exists in the tenant.";
+    UserBadPassword => "GH-USER-BAD-PASSWORD", UserAccess, "The password is wrong.";
+    UserLockedOut => "GH-USER-LOCKED-OUT", UserAccess, "The account is locked after too many wrong passwords.";
+    UserDisabled => "GH-USER-DISABLED", UserAccess, "The user account is disabled.";
+    CodeAlreadyRedeemed => "GH-CODE-REDEEMED", TokenValidity, "The authorization code was already redeemed.";
+    GrantExpired => "GH-GRANT-EXPIRED", TokenValidity, "The authorization code or refresh token has expired.";
+    GrantMalformed => "GH-GRANT-MALFORMED", TokenValidity, "The authorization code or refresh token is not one Gatehouse issued.";
+    GrantClientMismatch => "GH-GRANT-CLIENT-MISMATCH", TokenValidity, "The code or refresh token was issued to another client.";
+    GrantRedirectMismatch => "GH-GRANT-REDIRECT-MISMATCH", ClientConfiguration, "The redirect URI differs from the one in the authorization request.";
+    GrantRevoked => "GH-GRANT-REVOKED", TokenValidity, "The refresh token was revoked (sign-in sessions revoked, password changed, or reuse detected).";
+    PkceRequired => "GH-PKCE-REQUIRED", ClientConfiguration, "A public client must use PKCE.";
+    PkceMismatch => "GH-PKCE-MISMATCH", ClientConfiguration, "The code_verifier does not match the code_challenge.";
+    PkceMethodUnsupported => "GH-PKCE-METHOD-UNSUPPORTED", ClientConfiguration, "Only the S256 code challenge method is accepted.";
+    DeviceCodePending => "GH-DEVICE-CODE-PENDING", TokenValidity, "The user has not finished signing in on the device page yet.";
+    DeviceCodeDeclined => "GH-DEVICE-CODE-DECLINED", UserAccess, "The user declined the device sign-in.";
+    DeviceCodeExpired => "GH-DEVICE-CODE-EXPIRED", TokenValidity, "The device code has expired.";
+    AssertionInvalid => "GH-OBO-ASSERTION-INVALID", TokenValidity, "The assertion for on-behalf-of is not a valid token for this API.";
+    InteractionRequired => "GH-INTERACTION-REQUIRED", UserAccess, "The user must sign in interactively (prompt=none).";
+    ServerUnavailable => "GH-SERVER-UNAVAILABLE", ClientConfiguration, "Gatehouse could not complete the request (storage failure); retry.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_prefixed() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Cause::ALL {
+            assert!(c.code().starts_with("GH-"), "{}", c.code());
+            assert!(seen.insert(c.code()), "duplicate {}", c.code());
+            assert_eq!(Cause::from_code(c.code()), Some(*c));
+        }
+    }
+}
