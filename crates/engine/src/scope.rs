@@ -56,6 +56,18 @@ fn split(scope: &str) -> (&str, &str) {
     }
 }
 
+/// One key per resource however it is written: bare names, URI and GUID of Graph agree.
+fn resource_key(written: &str) -> String {
+    let w = written.trim_end_matches('/').to_ascii_lowercase();
+    if w.is_empty() || w == MICROSOFT_GRAPH_URI {
+        return MICROSOFT_GRAPH_APP_ID.to_string();
+    }
+    if w == AAD_GRAPH_URI {
+        return gatehouse_model::ids::AAD_GRAPH_APP_ID.to_string();
+    }
+    w
+}
+
 fn invalid_scope(raw: &str) -> Denial {
     Denial::new(
         Cause::ScopeInvalid,

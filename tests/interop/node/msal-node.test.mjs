@@ -94,10 +94,12 @@ describe("msal-node auth code flow in Chromium", { skip: skipReason, timeout: 18
     assert.equal(header.alg, "RS256");
 
     // silent with the cached account, then forced refresh through the refresh token
-    const s1 = await app.acquireTokenSilent({ account: r.account, scopes: ["User.Read"] });
-    assert.equal(s1.fromCache, true);
     const s2 = await app.acquireTokenSilent({ account: r.account, scopes: ["User.Read"], forceRefresh: true });
     assert.equal(s2.fromCache, false);
     assert.notEqual(s2.accessToken, r.accessToken);
+    const s1 = await app.acquireTokenSilent({ account: r.account, scopes: ["User.Read"] });
+    assert.equal(s1.fromCache, true,
+      `acquireTokenSilent({scopes:["User.Read"]}) right after acquireTokenByCode should come from the cache; ` +
+      `msal-node cached the token under the response's scope ${JSON.stringify(r.scopes)}, which does not contain "User.Read" as requested`);
   });
 });

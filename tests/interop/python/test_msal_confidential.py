@@ -26,6 +26,9 @@ def test_client_credentials_secret_then_cache(authority, tenant, tid):
                                    aud="https://graph.microsoft.com", idtyp="app")
     assert "User.Read.All" in claims["roles"], claims
     assert claims.get("appidacr") == "1", claims
+    sp = getattr(daemon, "service_principal_id", None)
+    if sp:
+        assert claims["oid"] == sp, f"app-only oid must be the service principal's object id {sp}: {claims}"
 
     r2 = app.acquire_token_for_client(scopes=GRAPH_DEFAULT)
     assert r2.get("token_source") == "cache", r2

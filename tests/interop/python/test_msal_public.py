@@ -43,9 +43,6 @@ def test_ropc_then_silent_refresh(authority, tenant, tid, base):
     assert acct["username"].lower() == user.username.lower(), acct
     assert acct.get("local_account_id") == user.object_id, acct
 
-    cached = app.acquire_token_silent(["User.Read"], account=acct)
-    assert cached and cached.get("token_source") == "cache", cached
-
     refreshed = app.acquire_token_silent(["User.Read"], account=acct, force_refresh=True)
     assert refreshed and "access_token" in refreshed, refreshed
     assert refreshed.get("token_source") == "identity_provider", refreshed
@@ -53,6 +50,11 @@ def test_ropc_then_silent_refresh(authority, tenant, tid, base):
     c2 = assert_v1_graph_token(refreshed["access_token"], tid, appid=tenant.apps.public.client_id,
                                aud=GRAPH_APP_ID, idtyp="user")
     assert c2["oid"] == user.object_id and "User.Read" in c2["scp"].split(" ")
+
+    cached = app.acquire_token_silent(["User.Read"], account=acct)
+    assert cached and cached.get("token_source") == "cache", (
+        f"acquire_token_silent(['User.Read']) after ROPC/refresh should be a cache hit; MSAL cached the token under the "
+        f"response's scope {r.get('scope')!r}, and its lookup needs the requested strings ('User.Read') in it")
 
 
 def test_ropc_graph_prefixed_scope_audience(authority, tenant, tid):
