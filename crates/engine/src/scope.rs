@@ -118,20 +118,11 @@ pub fn resolve(
         if perm.is_empty() {
             return Err(invalid_scope(raw));
         }
-        let normalised_res = if res.is_empty() {
-            MICROSOFT_GRAPH_APP_ID.to_string()
-        } else {
-            res.trim_end_matches('/').to_ascii_lowercase()
-        };
+        let normalised_res = resource_key(res);
         match resource_written {
             None => resource_written = Some(res),
             Some(prev) => {
-                let prev_norm = if prev.is_empty() {
-                    MICROSOFT_GRAPH_APP_ID.to_string()
-                } else {
-                    prev.trim_end_matches('/').to_ascii_lowercase()
-                };
-                if prev_norm != normalised_res {
+                if resource_key(prev) != normalised_res {
                     return Err(Denial::new(
                         Cause::ScopeMultipleResources,
                         WireError::Token(AadError::new(
