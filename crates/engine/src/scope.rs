@@ -36,12 +36,14 @@ impl ScopeRequest {
     /// How the permission is written back in the response's `scope`: Graph
     /// scopes fully qualified, OIDC scopes bare (as the recording shows).
     pub fn qualify(&self, permission: &str) -> String {
-        let prefix = match self.resource_kind {
-            ResourceKind::MicrosoftGraph => MICROSOFT_GRAPH_URI.to_owned(),
-            ResourceKind::AadGraph => AAD_GRAPH_URI.to_owned(),
-            ResourceKind::TenantApi => self.resource_as_written.trim_end_matches('/').to_owned(),
-        };
-        format!("{prefix}/{permission}")
+        // Echo the form the client used (bare `User.Read` stays bare): MSAL caches the
+        // token under the response's `scope` and looks it up by the requested names.
+        let written = self.resource_as_written.trim_end_matches('/');
+        if written.is_empty() {
+            permission.to_owned()
+        } else {
+            format!("{written}/{permission}")
+        }
     }
 }
 

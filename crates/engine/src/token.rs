@@ -66,6 +66,20 @@ pub fn server_error(detail: &str) -> Denial {
     .fact("internal", detail)
 }
 
+/// A code or refresh token that is not ours at all: `invalid_grant`, as Entra.
+pub fn malformed_grant(detail: &str) -> Denial {
+    Denial::new(
+        Cause::GrantMalformed,
+        token(
+            400,
+            "invalid_grant",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        ),
+    )
+    .fact("problem", detail)
+}
+
 pub fn tenant_unknown(segment: &str) -> Denial {
     Denial::new(
         Cause::TenantUnknown,
@@ -339,7 +353,7 @@ pub fn redeem_code(
             )
             .fix("Start a new authorization request and redeem the code it returns.")
         } else {
-            malformed_request("the code is not an authorization code")
+            malformed_grant("the code is not an authorization code")
                 .fix("Send the code exactly as it arrived on the redirect URI (URL-decoded once).")
         });
     };
@@ -409,7 +423,7 @@ pub struct RefreshFacts {
 pub fn redeem_refresh(rt: Option<&RefreshFacts>, client_id: Uuid, now: i64) -> Result<(), Denial> {
     let Some(r) = rt else {
         return Err(
-            malformed_request("the refresh token is not one this Gatehouse issued")
+            malformed_grant("the refresh token is not one this Gatehouse issued")
                 .fix("Sign the user in again to get a new refresh token."),
         );
     };

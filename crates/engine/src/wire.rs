@@ -154,45 +154,6 @@ pub fn new_trace_id() -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx() -> RequestContext {
-        RequestContext {
-            now: OffsetDateTime::from_unix_timestamp(1_683_352_980)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            trace_id: "6f6c4645-0202-4486-b625-fa957dfc4700"
-                .parse()
-                .unwrap_or_default(),
-            correlation_id: "5fc87507-4086-4e77-b415-cee677eb232e"
-                .parse()
-                .unwrap_or_default(),
-            login_host: "login.microsoftonline.com".to_owned(),
-        }
-    }
-
-    /// The real 7000215 body of entra-graph-semantics.md C.4, byte for byte.
-    #[test]
-    fn matches_recorded_7000215_body() {
-        let e = AadError::new(
-            401,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app 'a8fdfbd0-da97-42d9-8f1a-fd6a7cb650b4'.",
-        );
-        let expected = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app 'a8fdfbd0-da97-42d9-8f1a-fd6a7cb650b4'.\r\nTrace ID: 6f6c4645-0202-4486-b625-fa957dfc4700\r\nCorrelation ID: 5fc87507-4086-4e77-b415-cee677eb232e\r\nTimestamp: 2023-05-06 06:03:00Z","error_codes":[7000215],"timestamp":"2023-05-06 06:03:00Z","trace_id":"6f6c4645-0202-4486-b625-fa957dfc4700","correlation_id":"5fc87507-4086-4e77-b415-cee677eb232e","error_uri":"https://login.microsoftonline.com/error?code=7000215"}"#;
-        assert_eq!(e.to_json(&ctx()), expected);
-    }
-
-    #[test]
-    fn trace_ids_end_in_00() {
-        for _ in 0..20 {
-            assert!(new_trace_id().to_string().ends_with("00"));
-        }
-    }
-}
-
 /// One line on what an AADSTS code means, for the `/error?code=` page.
 pub fn describe_code(code: u32) -> Option<&'static str> {
     Some(match code {
@@ -232,4 +193,43 @@ pub fn describe_code(code: u32) -> Option<&'static str> {
         9002325 => "PKCE is required.",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            now: OffsetDateTime::from_unix_timestamp(1_683_352_980)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            trace_id: "6f6c4645-0202-4486-b625-fa957dfc4700"
+                .parse()
+                .unwrap_or_default(),
+            correlation_id: "5fc87507-4086-4e77-b415-cee677eb232e"
+                .parse()
+                .unwrap_or_default(),
+            login_host: "login.microsoftonline.com".to_owned(),
+        }
+    }
+
+    /// The real 7000215 body of entra-graph-semantics.md C.4, byte for byte.
+    #[test]
+    fn matches_recorded_7000215_body() {
+        let e = AadError::new(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app 'a8fdfbd0-da97-42d9-8f1a-fd6a7cb650b4'.",
+        );
+        let expected = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app 'a8fdfbd0-da97-42d9-8f1a-fd6a7cb650b4'.\r\nTrace ID: 6f6c4645-0202-4486-b625-fa957dfc4700\r\nCorrelation ID: 5fc87507-4086-4e77-b415-cee677eb232e\r\nTimestamp: 2023-05-06 06:03:00Z","error_codes":[7000215],"timestamp":"2023-05-06 06:03:00Z","trace_id":"6f6c4645-0202-4486-b625-fa957dfc4700","correlation_id":"5fc87507-4086-4e77-b415-cee677eb232e","error_uri":"https://login.microsoftonline.com/error?code=7000215"}"#;
+        assert_eq!(e.to_json(&ctx()), expected);
+    }
+
+    #[test]
+    fn trace_ids_end_in_00() {
+        for _ in 0..20 {
+            assert!(new_trace_id().to_string().ends_with("00"));
+        }
+    }
 }

@@ -1,6 +1,12 @@
 //! The identity platform driven in-process: discovery, every grant, the pages, and the
 //! errors with their explanations.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::type_complexity
+)]
 
 mod common;
 
@@ -9,19 +15,42 @@ use common::*;
 #[tokio::test]
 async fn discovery_issuer_per_tenant_form() {
     let h = harness().await;
-    let guid = h.get(&format!("/{TENANT}/v2.0/.well-known/openid-configuration"), &[]).await;
+    let guid = h
+        .get(
+            &format!("/{TENANT}/v2.0/.well-known/openid-configuration"),
+            &[],
+        )
+        .await;
     assert_eq!(guid.status, 200);
     assert_eq!(guid.json()["issuer"], format!("{BASE}/{TENANT}/v2.0"));
     assert_eq!(guid.header("cache-control"), Some("max-age=86400, private"));
-    let domain = h.get("/gatehousedemo.onmicrosoft.com/v2.0/.well-known/openid-configuration", &[]).await;
+    let domain = h
+        .get(
+            "/gatehousedemo.onmicrosoft.com/v2.0/.well-known/openid-configuration",
+            &[],
+        )
+        .await;
     assert_eq!(domain.json()["issuer"], format!("{BASE}/{TENANT}/v2.0"));
-    assert_eq!(domain.json()["token_endpoint"], format!("{BASE}/gatehousedemo.onmicrosoft.com/oauth2/v2.0/token"));
-    let common = h.get("/common/v2.0/.well-known/openid-configuration", &[]).await;
+    assert_eq!(
+        domain.json()["token_endpoint"],
+        format!("{BASE}/gatehousedemo.onmicrosoft.com/oauth2/v2.0/token")
+    );
+    let common = h
+        .get("/common/v2.0/.well-known/openid-configuration", &[])
+        .await;
     assert_eq!(common.json()["issuer"], format!("{BASE}/{{tenantid}}/v2.0"));
-    let unknown = h.get("/contoso.example/v2.0/.well-known/openid-configuration", &[]).await;
+    let unknown = h
+        .get(
+            "/contoso.example/v2.0/.well-known/openid-configuration",
+            &[],
+        )
+        .await;
     assert_eq!(unknown.status, 400);
     assert_eq!(unknown.json()["error_codes"][0], 90002);
-    let jwks = h.get(&format!("/{TENANT}/discovery/v2.0/keys"), &[]).await.json();
+    let jwks = h
+        .get(&format!("/{TENANT}/discovery/v2.0/keys"), &[])
+        .await
+        .json();
     assert_eq!(jwks["keys"][0]["kty"], "RSA");
 }
 
@@ -29,17 +58,30 @@ async fn discovery_issuer_per_tenant_form() {
 #[tokio::test]
 async fn discovery_document_golden() {
     let h = harness().await;
-    let body = h.get(&format!("/{TENANT}/v2.0/.well-known/openid-configuration"), &[]).await.body;
+    let body = h
+        .get(
+            &format!("/{TENANT}/v2.0/.well-known/openid-configuration"),
+            &[],
+        )
+        .await
+        .body;
     golden("discovery-tenant.json", &body);
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing golden file {} (run with UPDATE_GOLDEN=1)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {} (run with UPDATE_GOLDEN=1)",
+            path.display()
+        )
+    });
     assert_eq!(actual, expected, "golden file {name} differs");
 }
 
@@ -48,19 +90,37 @@ async fn client_credentials_token_is_entra_v1_graph_token() {
     let h = harness().await;
     let d = h.app("daemon");
     let r = h
-        .token(&[("grant_type", "client_credentials"), ("client_id", &d.client_id.to_string()), ("client_secret", d.client_secret.as_deref().unwrap()), ("scope", "https://graph.microsoft.com/.default")])
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &d.client_id.to_string()),
+            ("client_secret", d.client_secret.as_deref().unwrap()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("cache-control"), Some("no-store, no-cache"));
     let body = r.json();
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["token_type", "expires_in", "ext_expires_in", "access_token"], "no scope for client credentials");
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["token_type", "expires_in", "ext_expires_in", "access_token"],
+        "no scope for client credentials"
+    );
     let c = claims(body["access_token"].as_str().unwrap());
     assert_eq!(c["aud"], "https://graph.microsoft.com");
     assert_eq!(c["iss"], format!("https://sts.windows.net/{TENANT}/"));
     assert_eq!(c["ver"], "1.0");
     assert_eq!(c["idtyp"], "app");
-    assert_eq!(c["roles"], serde_json::json!(["User.Read.All"]), "only admin-consented application permissions");
+    assert_eq!(
+        c["roles"],
+        serde_json::json!(["User.Read.All"]),
+        "only admin-consented application permissions"
+    );
     assert!(c.get("scp").is_none());
     assert_eq!(c["appid"], d.client_id.to_string());
 }
@@ -71,11 +131,20 @@ async fn client_credentials_with_basic_auth_percent_decoded() {
     let d = h.app("daemon");
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&d.client_id.to_string()), enc(d.client_secret.as_deref().unwrap())));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        enc(&d.client_id.to_string()),
+        enc(d.client_secret.as_deref().unwrap())
+    ));
     let req = http::Request::post(format!("/{TENANT}/oauth2/v2.0/token"))
-        .header("content-type", "application/x-www-form-urlencoded;charset=UTF-8")
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        )
         .header("authorization", format!("Basic {basic}"))
-        .body(axum::body::Body::from("grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"))
+        .body(axum::body::Body::from(
+            "grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default",
+        ))
         .unwrap();
     let r = h.send(req).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -97,14 +166,36 @@ async fn wrong_secret_is_7000215_with_diagnosis_and_explanation() {
     assert_eq!(b["error_codes"], serde_json::json!([7000215]));
     assert_eq!(b["correlation_id"], "0a49cdbc-2e94-4089-bc6f-1162b123592c");
     let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"]);
+    assert_eq!(
+        keys,
+        [
+            "error",
+            "error_description",
+            "error_codes",
+            "timestamp",
+            "trace_id",
+            "correlation_id",
+            "error_uri"
+        ]
+    );
     let desc = b["error_description"].as_str().unwrap();
     assert!(desc.starts_with("AADSTS7000215: Invalid client secret provided."));
-    assert!(desc.contains("\r\nTrace ID: ") && desc.contains("\r\nCorrelation ID: 0a49cdbc-2e94-4089-bc6f-1162b123592c\r\nTimestamp: "));
+    assert!(
+        desc.contains("\r\nTrace ID: ")
+            && desc.contains(
+                "\r\nCorrelation ID: 0a49cdbc-2e94-4089-bc6f-1162b123592c\r\nTimestamp: "
+            )
+    );
     let diag = r.header("x-gatehouse-diagnosis").unwrap();
-    assert!(diag.starts_with("GH-CLIENT-SECRET-INVALID; explain="), "{diag}");
+    assert!(
+        diag.starts_with("GH-CLIENT-SECRET-INVALID; explain="),
+        "{diag}"
+    );
     let trace = b["trace_id"].as_str().unwrap();
-    let explained = h.get(&format!("/_gatehouse/explain/{trace}"), &[]).await.json();
+    let explained = h
+        .get(&format!("/_gatehouse/explain/{trace}"), &[])
+        .await
+        .json();
     assert_eq!(explained["cause"], "GH-CLIENT-SECRET-INVALID");
     assert_eq!(explained["guide"], "client-configuration");
     assert!(!explained["fix"].as_array().unwrap().is_empty());
@@ -125,19 +216,112 @@ async fn token_endpoint_error_table() {
     let u = h.user("user");
     let cases: Vec<(Vec<(&str, &str)>, u16, &str, u64)> = vec![
         (vec![("client_id", &id)], 400, "invalid_request", 900144),
-        (vec![("grant_type", "magic"), ("client_id", &id)], 400, "unsupported_grant_type", 70003),
-        (vec![("grant_type", "client_credentials"), ("client_id", "00000000-1111-2222-3333-444444444444"), ("client_secret", "x"), ("scope", "https://graph.microsoft.com/.default")], 400, "unauthorized_client", 700016),
-        (vec![("grant_type", "client_credentials"), ("client_id", &id), ("scope", "https://graph.microsoft.com/.default")], 401, "invalid_client", 7000218),
-        (vec![("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret), ("scope", "User.Read.All")], 400, "invalid_scope", 1002012),
-        (vec![("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret), ("scope", "https://graph.microsoft.com/.default User.Read")], 400, "invalid_scope", 70011),
-        (vec![("grant_type", "password"), ("client_id", &pubc), ("username", &u.username), ("password", "wrong"), ("scope", "User.Read")], 400, "invalid_grant", 50126),
-        (vec![("grant_type", "password"), ("client_id", &pubc), ("username", "nobody@gatehousedemo.onmicrosoft.com"), ("password", "x"), ("scope", "User.Read")], 400, "invalid_grant", 50034),
-        (vec![("grant_type", "refresh_token"), ("client_id", &pubc), ("refresh_token", "garbage")], 400, "invalid_request", 9002313),
-        (vec![("grant_type", "authorization_code"), ("client_id", &pubc), ("code", "not-a-code"), ("redirect_uri", "http://localhost")], 400, "invalid_request", 9002313),
+        (
+            vec![("grant_type", "magic"), ("client_id", &id)],
+            400,
+            "unsupported_grant_type",
+            70003,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "00000000-1111-2222-3333-444444444444"),
+                ("client_secret", "x"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            400,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            401,
+            "invalid_client",
+            7000218,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+                ("scope", "User.Read.All"),
+            ],
+            400,
+            "invalid_scope",
+            1002012,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+                ("scope", "https://graph.microsoft.com/.default User.Read"),
+            ],
+            400,
+            "invalid_scope",
+            70011,
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("client_id", &pubc),
+                ("username", &u.username),
+                ("password", "wrong"),
+                ("scope", "User.Read"),
+            ],
+            400,
+            "invalid_grant",
+            50126,
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("client_id", &pubc),
+                ("username", "nobody@gatehousedemo.onmicrosoft.com"),
+                ("password", "x"),
+                ("scope", "User.Read"),
+            ],
+            400,
+            "invalid_grant",
+            50034,
+        ),
+        (
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", &pubc),
+                ("refresh_token", "garbage"),
+            ],
+            400,
+            "invalid_grant",
+            9002313,
+        ),
+        (
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", &pubc),
+                ("code", "not-a-code"),
+                ("redirect_uri", "http://localhost"),
+            ],
+            400,
+            "invalid_grant",
+            9002313,
+        ),
     ];
     for (form, status, error, code) in cases {
         let (s, b) = error_code(&h, &form).await;
-        assert_eq!((s, b["error"].as_str().unwrap(), b["error_codes"][0].as_u64().unwrap()), (status, error, code), "{form:?}: {b}");
+        assert_eq!(
+            (
+                s,
+                b["error"].as_str().unwrap(),
+                b["error_codes"][0].as_u64().unwrap()
+            ),
+            (status, error, code),
+            "{form:?}: {b}"
+        );
     }
 }
 
@@ -145,7 +329,17 @@ async fn token_endpoint_error_table() {
 async fn ropc_consent_missing_is_65001_with_suberror() {
     let h = harness().await;
     let u = h.user("user");
-    let (s, b) = error_code(&h, &[("grant_type", "password"), ("client_id", &h.app("public").client_id.to_string()), ("username", &u.username), ("password", &u.password), ("scope", "Mail.Read")]).await;
+    let (s, b) = error_code(
+        &h,
+        &[
+            ("grant_type", "password"),
+            ("client_id", &h.app("public").client_id.to_string()),
+            ("username", &u.username),
+            ("password", &u.password),
+            ("scope", "Mail.Read"),
+        ],
+    )
+    .await;
     assert_eq!(s, 400);
     assert_eq!(b["error"], "invalid_grant");
     assert_eq!(b["error_codes"][0], 65001);
@@ -157,25 +351,61 @@ async fn ropc_then_refresh_rotates_and_reuse_revokes_family() {
     let h = harness().await;
     let u = h.user("user");
     let pubc = h.app("public").client_id.to_string();
-    let r = h.token(&[("grant_type", "password"), ("client_id", &pubc), ("username", &u.username), ("password", &u.password), ("scope", "User.Read openid profile offline_access"), ("client_info", "1")]).await;
+    let r = h
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &pubc),
+            ("username", &u.username),
+            ("password", &u.password),
+            ("scope", "User.Read openid profile offline_access"),
+            ("client_info", "1"),
+        ])
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let b = r.json();
-    assert_eq!(b["scope"], "https://graph.microsoft.com/User.Read openid profile offline_access");
+    assert_eq!(b["scope"], "User.Read openid profile offline_access");
     let at = claims(b["access_token"].as_str().unwrap());
     assert_eq!(at["scp"], "User.Read");
     assert_eq!(at["idtyp"], "user");
-    assert_eq!(at["aud"], "00000003-0000-0000-c000-000000000000", "bare scopes give Graph's GUID audience");
+    assert_eq!(
+        at["aud"], "00000003-0000-0000-c000-000000000000",
+        "bare scopes give Graph's GUID audience"
+    );
     let id = claims(b["id_token"].as_str().unwrap());
     assert_eq!(id["aud"], pubc);
     assert_eq!(id["preferred_username"], u.username);
     let rt1 = b["refresh_token"].as_str().unwrap().to_owned();
-    let r2 = h.token(&[("grant_type", "refresh_token"), ("client_id", &pubc), ("refresh_token", &rt1), ("scope", "User.Read openid offline_access")]).await.json();
+    let r2 = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &pubc),
+            ("refresh_token", &rt1),
+            ("scope", "User.Read openid offline_access"),
+        ])
+        .await
+        .json();
     let rt2 = r2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rt1, rt2);
     // Replaying RT1 (public client): rejected, and RT2 is revoked with it.
-    let (_, replay) = error_code(&h, &[("grant_type", "refresh_token"), ("client_id", &pubc), ("refresh_token", &rt1)]).await;
+    let (_, replay) = error_code(
+        &h,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &pubc),
+            ("refresh_token", &rt1),
+        ],
+    )
+    .await;
     assert_eq!(replay["error"], "invalid_grant");
-    let (_, after) = error_code(&h, &[("grant_type", "refresh_token"), ("client_id", &pubc), ("refresh_token", &rt2)]).await;
+    let (_, after) = error_code(
+        &h,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &pubc),
+            ("refresh_token", &rt2),
+        ],
+    )
+    .await;
     assert_eq!(after["error"], "invalid_grant", "{after}");
 }
 
@@ -185,13 +415,44 @@ async fn lockout_after_ten_wrong_passwords_is_50053() {
     let u = h.user("unlicensed");
     let pubc = h.app("public").client_id.to_string();
     for _ in 0..10 {
-        let (_, b) = error_code(&h, &[("grant_type", "password"), ("client_id", &pubc), ("username", &u.username), ("password", "nope"), ("scope", "User.Read")]).await;
+        let (_, b) = error_code(
+            &h,
+            &[
+                ("grant_type", "password"),
+                ("client_id", &pubc),
+                ("username", &u.username),
+                ("password", "nope"),
+                ("scope", "User.Read"),
+            ],
+        )
+        .await;
         assert_eq!(b["error_codes"][0], 50126);
     }
-    let (_, b) = error_code(&h, &[("grant_type", "password"), ("client_id", &pubc), ("username", &u.username), ("password", &u.password), ("scope", "User.Read")]).await;
-    assert_eq!(b["error_codes"][0], 50053, "even the right password is refused while locked");
+    let (_, b) = error_code(
+        &h,
+        &[
+            ("grant_type", "password"),
+            ("client_id", &pubc),
+            ("username", &u.username),
+            ("password", &u.password),
+            ("scope", "User.Read"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        b["error_codes"][0], 50053,
+        "even the right password is refused while locked"
+    );
     h.state.clock.advance(61);
-    let r = h.token(&[("grant_type", "password"), ("client_id", &pubc), ("username", &u.username), ("password", &u.password), ("scope", "User.Read")]).await;
+    let r = h
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &pubc),
+            ("username", &u.username),
+            ("password", &u.password),
+            ("scope", "User.Read"),
+        ])
+        .await;
     assert_eq!(r.status, 200, "lockout ends after 60 s: {}", r.body);
 }
 
@@ -199,16 +460,35 @@ async fn lockout_after_ten_wrong_passwords_is_50053() {
 async fn unregistered_redirect_uri_is_a_page_never_a_redirect() {
     let h = harness().await;
     let web = h.app("web").client_id.to_string();
-    for bad in ["http://localhost:3000/auth/callback/", "http://localhost:3000/auth/callback2", "http://localhost:3000/auth/callback?x=1", "https://localhost:3000/auth/callback", "http://localhost:3000/auth/../callback", "http://LOCALHOST:3000/auth/callback", "http://localhost:3000@evil.test/auth/callback"] {
-        let q = form_urlencoded::Serializer::new(String::new()).extend_pairs([("client_id", web.as_str()), ("response_type", "code"), ("redirect_uri", bad), ("scope", "User.Read")]).finish();
-        let r = h.get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[]).await;
+    for bad in [
+        "http://localhost:3000/auth/callback/",
+        "http://localhost:3000/auth/callback2",
+        "http://localhost:3000/auth/callback?x=1",
+        "https://localhost:3000/auth/callback",
+        "http://localhost:3000/auth/../callback",
+        "http://LOCALHOST:3000/auth/callback",
+        "http://localhost:3000@evil.test/auth/callback",
+    ] {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("client_id", web.as_str()),
+                ("response_type", "code"),
+                ("redirect_uri", bad),
+                ("scope", "User.Read"),
+            ])
+            .finish();
+        let r = h
+            .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+            .await;
         assert_eq!(r.status, 400, "{bad}");
         assert!(r.header("location").is_none(), "{bad}");
         assert!(r.body.contains("AADSTS50011"), "{bad}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"));
     }
     let q = "client_id=00000000-1111-2222-3333-444444444444&response_type=code&redirect_uri=http%3A%2F%2Flocalhost&scope=User.Read";
-    let r = h.get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[]).await;
+    let r = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
     assert!(r.body.contains("AADSTS700016") && r.header("location").is_none());
 }
 
@@ -227,35 +507,64 @@ async fn auth_code_flow_through_pages_with_pkce_and_replay() {
             ("scope", "User.Read openid profile offline_access"),
             ("state", "st4te"),
             ("nonce", "n0nce"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
             ("code_challenge_method", "S256"),
         ])
         .finish();
-    let page = h.get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[]).await;
+    let page = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("id=\"i0116\"") && page.body.contains("id=\"idSIButton9\""));
     let cookies = page.cookies();
     let login = format!("/{TENANT}/login");
     let mut fields = form_fields(&page.body);
     fields.push(("login".into(), u.username.clone()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     // Without the browser cookie the step is refused (CSRF / session binding).
-    assert!(h.post_form(&login, &f, &[]).await.body.contains("expired or was not opened in this browser"));
+    assert!(
+        h.post_form(&login, &f, &[])
+            .await
+            .body
+            .contains("expired or was not opened in this browser")
+    );
     let pw = h.post_form(&login, &f, &cookies).await;
     assert!(pw.body.contains("id=\"i0118\""), "{}", pw.body);
     let mut fields = form_fields(&pw.body);
     fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let kmsi = h.post_form(&login, &f, &cookies).await;
-    assert!(kmsi.body.contains("KmsiCheckboxField") && kmsi.body.contains("idBtn_Back"), "{}", kmsi.body);
+    assert!(
+        kmsi.body.contains("KmsiCheckboxField") && kmsi.body.contains("idBtn_Back"),
+        "{}",
+        kmsi.body
+    );
     let mut fields = form_fields(&kmsi.body);
     fields.push(("kmsi".into(), "No".into()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let done = h.post_form(&login, &f, &cookies).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let loc = done.location().to_owned();
-    assert!(loc.starts_with("http://localhost:3000/auth/callback?code="), "{loc}");
-    let params: std::collections::HashMap<String, String> = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+    assert!(
+        loc.starts_with("http://localhost:3000/auth/callback?code="),
+        "{loc}"
+    );
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
     assert_eq!(params["state"], "st4te");
     let code = params["code"].clone();
     let secret = web.client_secret.clone().unwrap();
@@ -265,17 +574,39 @@ async fn auth_code_flow_through_pages_with_pkce_and_replay() {
         let secret = secret.clone();
         let cid = cid.clone();
         let h = &h;
-        async move { h.token(&[("grant_type", "authorization_code"), ("client_id", &cid), ("client_secret", &secret), ("code", &code), ("redirect_uri", "http://localhost:3000/auth/callback"), ("code_verifier", v)]).await }
+        async move {
+            h.token(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", &cid),
+                ("client_secret", &secret),
+                ("code", &code),
+                ("redirect_uri", "http://localhost:3000/auth/callback"),
+                ("code_verifier", v),
+            ])
+            .await
+        }
     };
     let ok = redeem(verifier).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let tokens = ok.json();
-    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["nonce"], "n0nce");
+    assert_eq!(
+        claims(tokens["id_token"].as_str().unwrap())["nonce"],
+        "n0nce"
+    );
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
     let again = redeem(verifier).await.json();
     assert_eq!(again["error_codes"][0], 54005);
     // The replay revoked the refresh token issued from the code.
-    let (_, b) = error_code(&h, &[("grant_type", "refresh_token"), ("client_id", &cid), ("client_secret", &secret), ("refresh_token", &rt)]).await;
+    let (_, b) = error_code(
+        &h,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &cid),
+            ("client_secret", &secret),
+            ("refresh_token", &rt),
+        ],
+    )
+    .await;
     assert_eq!(b["error"], "invalid_grant", "{b}");
 }
 
@@ -284,22 +615,50 @@ async fn expired_code_is_70008_with_moved_clock() {
     let h = harness().await;
     let web = h.app("web");
     let u = h.user("user");
-    let q = format!("client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=User.Read&login_hint={}", web.client_id, u.username);
-    let page = h.get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[]).await;
-    assert!(page.body.contains("id=\"i0118\""), "login_hint skips the user name page");
+    let q = format!(
+        "client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=User.Read&login_hint={}",
+        web.client_id, u.username
+    );
+    let page = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
+    assert!(
+        page.body.contains("id=\"i0118\""),
+        "login_hint skips the user name page"
+    );
     let cookies = page.cookies();
     let mut fields = form_fields(&page.body);
     fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
     let mut fields = form_fields(&kmsi.body);
     fields.push(("kmsi".into(), "Yes".into()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
     let loc = done.location().to_owned();
-    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes()).find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     h.state.clock.advance(601);
-    let (_, b) = error_code(&h, &[("grant_type", "authorization_code"), ("client_id", &web.client_id.to_string()), ("client_secret", web.client_secret.as_deref().unwrap()), ("code", &code), ("redirect_uri", "http://localhost:3000/auth/callback")]).await;
+    let (_, b) = error_code(
+        &h,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &web.client_id.to_string()),
+            ("client_secret", web.client_secret.as_deref().unwrap()),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:3000/auth/callback"),
+        ],
+    )
+    .await;
     assert_eq!(b["error_codes"][0], 70008, "{b}");
 }
 
@@ -308,30 +667,60 @@ async fn admin_only_scope_for_non_admin_is_90094_page() {
     let h = harness().await;
     let web = h.app("web");
     let u = h.user("user");
-    let q = format!("client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=Directory.Read.All&login_hint={}", web.client_id, u.username);
-    let page = h.get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[]).await;
+    let q = format!(
+        "client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=Directory.Read.All&login_hint={}",
+        web.client_id, u.username
+    );
+    let page = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
     let cookies = page.cookies();
     let mut fields = form_fields(&page.body);
     fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
     let mut fields = form_fields(&kmsi.body);
     fields.push(("kmsi".into(), "No".into()));
-    let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let r = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
-    assert!(r.body.contains("AADSTS90094") && r.body.contains("Need admin approval"), "{}", r.body);
+    assert!(
+        r.body.contains("AADSTS90094") && r.body.contains("Need admin approval"),
+        "{}",
+        r.body
+    );
     assert!(r.header("location").is_none());
-    assert!(r.header("x-gatehouse-diagnosis").unwrap().starts_with("GH-CONSENT-ADMIN-REQUIRED"));
+    assert!(
+        r.header("x-gatehouse-diagnosis")
+            .unwrap()
+            .starts_with("GH-CONSENT-ADMIN-REQUIRED")
+    );
 }
 
 #[tokio::test]
 async fn device_code_pending_then_expired() {
     let h = harness().await;
     let pubc = h.app("public").client_id.to_string();
-    let start = h.post_form(&format!("/{TENANT}/oauth2/v2.0/devicecode"), &[("client_id", &pubc), ("scope", "User.Read offline_access")], &[]).await.json();
+    let start = h
+        .post_form(
+            &format!("/{TENANT}/oauth2/v2.0/devicecode"),
+            &[("client_id", &pubc), ("scope", "User.Read offline_access")],
+            &[],
+        )
+        .await
+        .json();
     let device_code = start["device_code"].as_str().unwrap().to_owned();
     assert_eq!(start["verification_uri"], format!("{BASE}/devicelogin"));
-    let poll = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("client_id", pubc.as_str()), ("device_code", device_code.as_str())];
+    let poll = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", pubc.as_str()),
+        ("device_code", device_code.as_str()),
+    ];
     let (_, b) = error_code(&h, &poll).await;
     assert_eq!(b["error"], "authorization_pending");
     h.state.clock.advance(901);

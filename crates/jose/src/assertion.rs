@@ -57,9 +57,10 @@ pub fn verify_client_assertion(
         .iter()
         .filter_map(|c| STANDARD.decode(c.der_base64).ok())
         .find(|der| {
-            let sha1 = URL_SAFE_NO_PAD.encode(sha1_thumbprint(der));
-            let sha256 = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
-            x5t == Some(sha1.as_str()) || x5t256 == Some(sha256.as_str())
+            // MSAL Python pads x5t with `=`; compare the decoded bytes.
+            let decode = |v: Option<&str>| v.and_then(|t| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')).ok());
+            let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+            decode(x5t).as_deref() == Some(sha1_thumbprint(der).as_slice()) || decode(x5t256).as_deref() == Some(sha256.as_ref())
         })
         .ok_or_else(|| format!("The key used to sign the assertion (x5t '{}') is not registered on application '{client_id}'.", x5t.or(x5t256).unwrap_or("")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)

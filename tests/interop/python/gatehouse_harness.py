@@ -76,8 +76,9 @@ def _port_open(port: int) -> bool:
 class GatehouseServer:
     """One `gatehouse serve` process on a fresh data dir and a free port."""
 
-    def __init__(self, workdir: Optional[Path] = None, name: str = "gatehouse"):
+    def __init__(self, workdir: Optional[Path] = None, name: str = "gatehouse", extra_args: tuple = ()):
         self.binary = gatehouse_binary()
+        self.extra_args = list(extra_args)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"{name}-it-"))
         self.data_dir = self.workdir / "data"
         self.port = free_port()
@@ -101,7 +102,7 @@ class GatehouseServer:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "--data-dir", str(self.data_dir), "--listen", self.listen],
+            [str(self.binary), "serve", "--data-dir", str(self.data_dir), "--listen", self.listen, *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=self.workdir,
         )

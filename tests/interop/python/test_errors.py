@@ -171,11 +171,6 @@ def test_unsupported_grant_type_70003(tenant, token_endpoint):
     _check(resp, corr, status=400, code=70003, error="unsupported_grant_type")
 
 
-def test_expired_code_or_refresh_token_70008():
-    pytest.skip("70008 needs an expired code/refresh token: the server contract offers no way to move its clock "
-                "or shorten token lifetimes (auth codes live ~10 min), so this cannot be produced from a client")
-
-
 # ---- wire details ---------------------------------------------------------------------------------
 
 def test_correlation_id_echo_and_diagnosis_header(tenant, token_endpoint):

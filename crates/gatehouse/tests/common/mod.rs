@@ -1,5 +1,11 @@
 //! In-process harness: a prepared data directory and the Router driven with `oneshot`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,13 +40,32 @@ impl Drop for Harness {
 }
 
 pub async fn harness() -> Harness {
-    let dir = std::env::temp_dir().join(format!("gatehouse-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+    let dir = std::env::temp_dir().join(format!(
+        "gatehouse-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let data = DataDir::new(&dir);
-    let p = gatehouse::prepare(&data, None, OffsetDateTime::now_utc()).await.unwrap();
+    let p = gatehouse::prepare(&data, None, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     let creds = read_credentials(&data).unwrap();
-    let state = AppState::new(p.store, p.directory, p.keyring, p.secrets, IdpConfig::new(BASE), Clock::adjustable()).unwrap();
-    Harness { router: gatehouse_idp::router(state.clone()), state, creds, dir }
+    let state = AppState::new(
+        p.store,
+        p.directory,
+        p.keyring,
+        p.secrets,
+        IdpConfig::new(BASE),
+        Clock::adjustable(),
+    )
+    .unwrap();
+    Harness {
+        router: gatehouse_idp::router(state.clone()),
+        state,
+        creds,
+        dir,
+    }
 }
 
 pub struct Reply {
@@ -60,7 +85,12 @@ impl Reply {
         self.header("location").unwrap_or("")
     }
     pub fn cookies(&self) -> Vec<String> {
-        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(|c| c.split(';').next().unwrap_or("").to_owned()).collect()
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|c| c.split(';').next().unwrap_or("").to_owned())
+            .collect()
     }
 }
 
@@ -77,7 +107,11 @@ impl Harness {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     pub async fn get(&self, path: &str, cookies: &[String]) -> Reply {
@@ -89,7 +123,9 @@ impl Harness {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)], cookies: &[String]) -> Reply {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter()).finish();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter())
+            .finish();
         let mut b = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
         if !cookies.is_empty() {
             b = b.header("cookie", cookies.join("; "));
@@ -98,7 +134,8 @@ impl Harness {
     }
 
     pub async fn token(&self, form: &[(&str, &str)]) -> Reply {
-        self.post_form(&format!("/{TENANT}/oauth2/v2.0/token"), form, &[]).await
+        self.post_form(&format!("/{TENANT}/oauth2/v2.0/token"), form, &[])
+            .await
     }
 }
 

@@ -208,12 +208,13 @@ async fn authorize(state: AppState, tenant: String, raw: Vec<u8>, headers: Heade
         flow.prompt.as_deref(),
         Some("login") | Some("select_account")
     );
-    if !forced_login && let Some(session) = current_session(&state, &dir, &headers, now).await {
-        if hinted.is_none_or(|h| h == session.user_id) {
-            flow.user_id = Some(session.user_id);
-            flow.auth = Some(session.auth);
-            flow.kmsi_done = true;
-        }
+    if !forced_login
+        && let Some(session) = current_session(&state, &dir, &headers, now).await
+        && hinted.is_none_or(|h| h == session.user_id)
+    {
+        flow.user_id = Some(session.user_id);
+        flow.auth = Some(session.auth);
+        flow.kmsi_done = true;
     }
     if flow.auth.is_none() && flow.prompt.as_deref() == Some("none") {
         let d = redirect_error(
