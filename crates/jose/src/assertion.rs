@@ -106,14 +106,17 @@ pub fn verify_client_assertion(
             audiences.first().map(String::as_str).unwrap_or("")
         ));
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or("The assertion has no exp.")?;
+    // NumericDate may carry a fraction (MSAL Python sends floats).
+    let numeric = |k: &str| {
+        claims
+            .get(k)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    };
+    let exp = numeric("exp").ok_or("The assertion has no exp.")?;
     if exp + SKEW < now {
         return Err("The assertion has expired.".into());
     }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
+    if let Some(nbf) = numeric("nbf")
         && nbf - SKEW > now
     {
         return Err("The assertion is not valid yet (nbf).".into());
