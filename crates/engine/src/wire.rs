@@ -154,6 +154,39 @@ pub fn new_trace_id() -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
+/// Query-string encoding as Entra's redirects show it (.NET `HttpUtility.UrlEncode`):
+/// space as `+`, `-_.!*()` kept, everything else `%xx` in lowercase hex.
+pub fn entra_urlencode(pairs: &[(&str, String)]) -> String {
+    fn enc(s: &str, out: &mut String) {
+        for b in s.bytes() {
+            match b {
+                b' ' => out.push('+'),
+                b'a'..=b'z'
+                | b'A'..=b'Z'
+                | b'0'..=b'9'
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'!'
+                | b'*'
+                | b'('
+                | b')' => out.push(char::from(b)),
+                _ => out.push_str(&format!("%{b:02x}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        enc(k, &mut out);
+        out.push('=');
+        enc(v, &mut out);
+    }
+    out
+}
+
 /// One line on what an AADSTS code means, for the `/error?code=` page.
 pub fn describe_code(code: u32) -> Option<&'static str> {
     Some(match code {

@@ -171,9 +171,7 @@ pub fn reply(
             state.pages.form_post(&to.redirect_uri, &params),
         );
     }
-    let encoded = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
+    let encoded = gatehouse_engine::wire::entra_urlencode(&params);
     let sep = if to.response_mode == "fragment" {
         "#"
     } else if to.redirect_uri.contains('?') {
