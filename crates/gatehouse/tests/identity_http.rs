@@ -727,3 +727,220 @@ async fn device_code_pending_then_expired() {
     let (_, b) = error_code(&h, &poll).await;
     assert_eq!(b["error"], "expired_token");
 }
+
+#[tokio::test]
+async fn on_behalf_of_trades_an_api_token_for_graph() {
+    let h = harness().await;
+    let u = h.user("user");
+    let api = h.app("api");
+    let api_scope = api.scope.clone().unwrap();
+    let r = h
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &h.app("public").client_id.to_string()),
+            ("username", &u.username),
+            ("password", &u.password),
+            ("scope", &api_scope),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let user_token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let c = claims(&user_token);
+    assert_eq!(
+        c["aud"],
+        api.client_id.to_string(),
+        "v2 tokens for tenant APIs carry the app id"
+    );
+    assert_eq!(c["ver"], "2.0");
+    assert_eq!(c["scp"], "access_as_user");
+    let obo = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("client_id", &api.client_id.to_string()),
+        ("client_secret", api.client_secret.as_deref().unwrap()),
+        ("assertion", &user_token),
+        ("scope", "https://graph.microsoft.com/.default"),
+        ("requested_token_use", "on_behalf_of"),
+    ];
+    let r = h.token(&obo).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let g = claims(r.json()["access_token"].as_str().unwrap());
+    assert_eq!(g["aud"], "https://graph.microsoft.com");
+    assert_eq!(g["appid"], api.client_id.to_string());
+    assert_eq!(g["oid"], u.object_id.to_string());
+    assert!(
+        g["scp"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .any(|s| s == "User.Read")
+    );
+    // The same token from another client is refused.
+    let mut wrong = obo;
+    let web = h.app("web");
+    let web_id = web.client_id.to_string();
+    wrong[1] = ("client_id", &web_id);
+    wrong[2] = ("client_secret", web.client_secret.as_deref().unwrap());
+    let (_, b) = error_code(&h, &wrong).await;
+    assert_eq!(b["error"], "invalid_grant", "{b}");
+}
+
+async fn sign_in_pages(
+    h: &Harness,
+    first: &Reply,
+    username: &str,
+    password: &str,
+) -> (Reply, Vec<String>) {
+    let cookies = first.cookies();
+    let login = format!("/{TENANT}/login");
+    let mut page = first.body.clone();
+    let mut last = None;
+    for (field, value) in [("login", username), ("passwd", password), ("kmsi", "Yes")] {
+        let mut fields = form_fields(&page);
+        let step = fields
+            .iter()
+            .find(|(k, _)| k == "step")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if (field == "login" && step != "username") || (field == "passwd" && step != "password") {
+            continue;
+        }
+        fields.push((field.into(), value.into()));
+        let f: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let r = h.post_form(&login, &f, &cookies).await;
+        page = r.body.clone();
+        last = Some(r);
+    }
+    let mut all = cookies;
+    if let Some(r) = &last {
+        all.extend(r.cookies());
+    }
+    (last.unwrap(), all)
+}
+
+#[tokio::test]
+async fn admin_consent_grants_required_permissions_for_everyone() {
+    let h = harness().await;
+    let web = h.app("web");
+    let admin = h.user("admin");
+    let q = format!(
+        "client_id={}&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&state=42",
+        web.client_id
+    );
+    let first = h
+        .get(&format!("/{TENANT}/v2.0/adminconsent?{q}"), &[])
+        .await;
+    let (consent, cookies) = sign_in_pages(&h, &first, &admin.username, &admin.password).await;
+    assert!(
+        consent.body.contains("idBtn_Accept") && consent.body.contains("Directory.Read.All"),
+        "{}",
+        consent.body
+    );
+    let mut fields = form_fields(&consent.body);
+    fields.push(("action".into(), "Accept".into()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let loc = done.location();
+    assert!(
+        loc.contains("admin_consent=True")
+            && loc.contains(&format!("tenant={TENANT}"))
+            && loc.contains("state=42"),
+        "{loc}"
+    );
+    let dir = h.state.directory();
+    let sp = dir.service_principal_by_app_id(web.client_id).unwrap();
+    let graph = dir
+        .resource_by_identifier("https://graph.microsoft.com")
+        .unwrap();
+    let user = h.user("user").object_id;
+    let consented = dir.consented_scopes(sp, graph, user);
+    assert!(
+        consented.contains("Directory.Read.All") && consented.contains("Mail.Read"),
+        "{consented:?}"
+    );
+}
+
+#[tokio::test]
+async fn non_admin_at_admin_consent_gets_90094() {
+    let h = harness().await;
+    let web = h.app("web");
+    let u = h.user("user");
+    let first = h
+        .get(
+            &format!("/{TENANT}/v2.0/adminconsent?client_id={}", web.client_id),
+            &[],
+        )
+        .await;
+    let (page, _) = sign_in_pages(&h, &first, &u.username, &u.password).await;
+    assert!(page.body.contains("AADSTS90094"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn logout_redirects_only_to_registered_uris() {
+    let h = harness().await;
+    let ok = h.get(&format!("/{TENANT}/oauth2/v2.0/logout?post_logout_redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&state=s"), &[]).await;
+    assert_eq!(ok.status, 302);
+    assert_eq!(ok.location(), "http://localhost:3000/auth/callback?state=s");
+    assert!(
+        ok.headers
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("gh_session=;"))
+    );
+    for evil in ["https://evil.test/", "//evil.test", "javascript:alert(1)"] {
+        let q = form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>();
+        let r = h
+            .get(
+                &format!("/{TENANT}/oauth2/v2.0/logout?post_logout_redirect_uri={q}"),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{evil}");
+        assert!(r.header("location").is_none(), "{evil}");
+    }
+}
+
+#[tokio::test]
+async fn session_gives_single_sign_on_and_prompt_none_without_session_is_login_required() {
+    let h = harness().await;
+    let web = h.app("web");
+    let u = h.user("user");
+    let q = format!(
+        "client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=User.Read&state=a",
+        web.client_id
+    );
+    let none = h
+        .get(
+            &format!("/{TENANT}/oauth2/v2.0/authorize?{q}&prompt=none"),
+            &[],
+        )
+        .await;
+    assert_eq!(none.status, 302);
+    assert!(
+        none.location().contains("error=login_required") && none.location().contains("AADSTS50058"),
+        "{}",
+        none.location()
+    );
+    let first = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
+    let (done, cookies) = sign_in_pages(&h, &first, &u.username, &u.password).await;
+    assert_eq!(done.status, 303);
+    let again = h
+        .get(
+            &format!("/{TENANT}/oauth2/v2.0/authorize?{q}&prompt=none"),
+            &cookies,
+        )
+        .await;
+    assert_eq!(again.status, 302, "{}", again.body);
+    assert!(
+        again.location().contains("code="),
+        "SSO from the session: {}",
+        again.location()
+    );
+}

@@ -474,7 +474,7 @@ pub async fn advance(
             );
             return with_session(state, html(StatusCode::OK, page), &flow, ctx.unix()).await;
         }
-        return complete(state, &dir, &app, &user, flow, ctx).await;
+        return complete(state, &dir, &app, &user, flow, ctx, after_post).await;
     }
     let scopes = match scope::resolve(&dir, &flow.scope, false) {
         Ok(s) => s,
@@ -496,7 +496,7 @@ pub async fn advance(
     let force = flow.prompt.as_deref() == Some("consent") && !flow.consent_done;
     let missing = match outcome {
         ConsentOutcome::Granted(_) if !force => {
-            return complete(state, &dir, &app, &user, flow, ctx).await;
+            return complete(state, &dir, &app, &user, flow, ctx, after_post).await;
         }
         ConsentOutcome::Granted(g) => g
             .iter()
@@ -599,6 +599,7 @@ async fn complete(
     user: &User,
     flow: LoginFlow,
     ctx: &RequestContext,
+    after_post: bool,
 ) -> Response {
     let now = ctx.unix();
     let _ = state.store.delete_handle("flow", &flow.id).await;
@@ -663,7 +664,7 @@ async fn complete(
                         crate::issue::client_info(user, dir.tenant.id),
                     ),
                 ],
-                true,
+                after_post,
             );
             with_session(state, r, &flow, now).await
         }
@@ -765,7 +766,7 @@ async fn complete(
                     ("tenant", dir.tenant.id.to_string()),
                     ("scope", flow.scope.clone()),
                 ],
-                true,
+                after_post,
             );
             with_session(state, r, &flow, now).await
         }
