@@ -101,6 +101,25 @@ causes! {
     DeviceCodeExpired => "GH-DEVICE-CODE-EXPIRED", TokenValidity, "The device code has expired.";
     AssertionInvalid => "GH-OBO-ASSERTION-INVALID", TokenValidity, "The assertion for on-behalf-of is not a valid token for this API.";
     InteractionRequired => "GH-INTERACTION-REQUIRED", UserAccess, "The user must sign in interactively (prompt=none).";
+    GraphTokenMissing => "GH-TOKEN-MISSING", TokenValidity, "No bearer token was sent.";
+    GraphTokenMalformed => "GH-TOKEN-MALFORMED", TokenValidity, "The bearer token is not a JWT.";
+    GraphTokenSignature => "GH-TOKEN-SIGNATURE", TokenValidity, "The token's signature does not verify with the issuer's keys.";
+    GraphTokenExpired => "GH-TOKEN-EXPIRED", TokenValidity, "The access token has expired.";
+    GraphTokenNotYetValid => "GH-TOKEN-NOT-YET-VALID", TokenValidity, "The access token is not valid yet (nbf).";
+    GraphWrongAudience => "GH-AUD-WRONG-RESOURCE", WrongResource, "The token was issued for another resource (aud).";
+    GraphWrongIssuer => "GH-TOKEN-ISSUER", TokenValidity, "The token was issued by another tenant or issuer.";
+    MeWithAppToken => "GH-ME-APP-ONLY", TokenType, "/me needs a signed-in user; an app-only token has none.";
+    PermissionMissing => "GH-PERMISSION-MISSING", Permissions, "The token carries no permission that this method and path accept.";
+    AppPermissionNotConsented => "GH-APP-PERMISSION-NOT-CONSENTED", Consent, "The app requests the application permission but an admin has not granted it.";
+    DelegatedTokenForAppPermission => "GH-TOKEN-TYPE-DELEGATED", TokenType, "The app holds the application permission, but it called with a delegated (user) token.";
+    AppTokenForDelegatedPermission => "GH-TOKEN-TYPE-APP", TokenType, "The app holds the delegated permission, but it called with an app-only token.";
+    DelegatedOnlyOperation => "GH-PRIVILEGED-DELEGATED-ONLY", PrivilegedOperation, "This operation has no application permission; it needs a signed-in administrator.";
+    AppDirectoryRoleMissing => "GH-PRIVILEGED-APP-ROLE-MISSING", PrivilegedOperation, "This operation also needs a directory role on the app's service principal.";
+    UserRoleMissing => "GH-USER-ROLE-MISSING", UserAccess, "The signed-in user lacks the directory role this operation needs.";
+    UserUnlicensed => "GH-USER-UNLICENSED", UserAccess, "The user has no licence with an Exchange Online mailbox.";
+    ChangePasswordOtherUser => "GH-PRIVILEGED-CHANGE-PASSWORD-OTHER", PrivilegedOperation, "changePassword works only on the signed-in user's own account.";
+    CaeRevoked => "GH-CAE-REVOKED", ConditionalAccess, "The user's sessions were revoked after this CAE token was issued.";
+    ResourceNotFoundGraph => "GH-GRAPH-NOT-FOUND", Permissions, "The object does not exist.";
     ServerUnavailable => "GH-SERVER-UNAVAILABLE", ClientConfiguration, "Gatehouse could not complete the request (storage failure); retry.";
 }
 

@@ -73,10 +73,10 @@ impl Denial {
             "evidence": self.evidence,
             "fix": self.fix,
             "wire": {
-                "status": self.wire.aad().status,
-                "error": self.wire.aad().error,
-                "error_codes": self.wire.aad().codes,
-                "message": self.wire.aad().headline(),
+                "status": self.wire.status(),
+                "error": self.wire.code(),
+                "error_codes": self.wire.aad().map(|a| a.codes.clone()).unwrap_or_default(),
+                "message": self.wire.message(),
             }
         })
     }

@@ -7,6 +7,7 @@
 
 pub mod cause;
 pub mod denial;
+pub mod graph;
 pub mod pkce;
 pub mod scope;
 pub mod token;

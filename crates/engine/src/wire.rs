@@ -41,12 +41,101 @@ pub enum WireError {
     Redirect(AadError),
     /// Rendered on Entra's error page; never redirected (untrusted redirect URI, unknown app).
     Page(AadError),
+    /// A Microsoft Graph (or Azure AD Graph) error response.
+    Graph(GraphError),
 }
 
 impl WireError {
-    pub fn aad(&self) -> &AadError {
+    /// The Entra error, for the identity-platform variants.
+    pub fn aad(&self) -> Option<&AadError> {
         match self {
-            WireError::Token(e) | WireError::Redirect(e) | WireError::Page(e) => e,
+            WireError::Token(e) | WireError::Redirect(e) | WireError::Page(e) => Some(e),
+            WireError::Graph(_) => None,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            WireError::Token(e) | WireError::Redirect(e) | WireError::Page(e) => e.status,
+            WireError::Graph(g) => g.status,
+        }
+    }
+
+    /// `error` (Entra) or `error.code` (Graph).
+    pub fn code(&self) -> &str {
+        match self {
+            WireError::Token(e) | WireError::Redirect(e) | WireError::Page(e) => e.error,
+            WireError::Graph(g) => &g.code,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            WireError::Token(e) | WireError::Redirect(e) | WireError::Page(e) => e.headline(),
+            WireError::Graph(g) => g.message.clone(),
+        }
+    }
+}
+
+/// Which service's error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFlavour {
+    /// `{"error":{"code","message","innerError":{…}}}`
+    MicrosoftGraph,
+    /// Exchange-backed errors without innerError.
+    MicrosoftGraphNoInner,
+    /// `{"odata.error":{"code","message":{"lang","value"}}}`
+    AadGraph,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub flavour: GraphFlavour,
+    /// Full `WWW-Authenticate` value, on 401s.
+    pub www_authenticate: Option<String>,
+}
+
+/// Graph's `WWW-Authenticate` on every 401 (B.1), optionally with a claims challenge.
+pub fn graph_www_authenticate(claims_b64: Option<&str>) -> String {
+    let base = r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#;
+    match claims_b64 {
+        Some(c) => format!(r#"{base}, error="insufficient_claims", claims="{c}""#),
+        None => base.to_owned(),
+    }
+}
+
+impl GraphError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            flavour: GraphFlavour::MicrosoftGraph,
+            www_authenticate: (status == 401).then(|| graph_www_authenticate(None)),
+        }
+    }
+
+    /// The body, compact, with `innerError` `date` (no `Z`), `request-id`, `client-request-id`.
+    pub fn to_json(&self, ctx: &RequestContext) -> String {
+        let date = ctx
+            .now
+            .to_offset(time::UtcOffset::UTC)
+            .format(&format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+            .unwrap_or_default();
+        match self.flavour {
+            GraphFlavour::MicrosoftGraph => serde_json::json!({
+                "error": {
+                    "code": self.code,
+                    "message": self.message,
+                    "innerError": {"date": date, "request-id": ctx.trace_id.to_string(), "client-request-id": ctx.correlation_id.to_string()}
+                }
+            })
+            .to_string(),
+            GraphFlavour::MicrosoftGraphNoInner => serde_json::json!({"error": {"code": self.code, "message": self.message}}).to_string(),
+            GraphFlavour::AadGraph => serde_json::json!({"odata.error": {"code": self.code, "message": {"lang": "en", "value": self.message}}}).to_string(),
         }
     }
 }

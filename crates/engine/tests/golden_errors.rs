@@ -106,11 +106,12 @@ fn golden(name: &str, actual: &str) {
 }
 
 fn body(d: &Denial) -> String {
-    let aad = d.wire.aad();
+    let aad = d.wire.aad().unwrap();
     let kind = match d.wire {
         WireError::Token(_) => "token",
         WireError::Redirect(_) => "redirect",
         WireError::Page(_) => "page",
+        WireError::Graph(_) => "graph",
     };
     match d.wire {
         WireError::Redirect(_) => {
@@ -278,6 +279,7 @@ fn every_error_body_is_byte_stable() {
             denial
                 .wire
                 .aad()
+                .unwrap()
                 .codes
                 .iter()
                 .any(|c| c.to_string() == *name),

@@ -10,6 +10,14 @@ use crate::state::AppState;
 
 pub const DIAGNOSIS_HEADER: &str = "x-gatehouse-diagnosis";
 
+/// The Entra error of an identity-platform denial (they all carry one; a Graph-shaped
+/// denial here would be a wiring mistake, answered as a server error rather than a panic).
+pub fn aad_of(denial: &Denial) -> gatehouse_engine::wire::AadError {
+    denial.wire.aad().cloned().unwrap_or_else(|| {
+        gatehouse_engine::wire::AadError::new(500, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+    })
+}
+
 /// Entra's headers on token-endpoint JSON (success and error).
 pub fn token_headers(ctx: &RequestContext) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -93,7 +101,7 @@ pub async fn token_error(
     used_basic: bool,
 ) -> Response {
     record(state, denial, ctx, endpoint).await;
-    let aad = denial.wire.aad();
+    let aad = aad_of(denial);
     let status = StatusCode::from_u16(aad.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut headers = token_headers(ctx);
     if let Ok(v) = HeaderValue::from_str(&diagnosis_value(state, denial, ctx)) {
@@ -137,7 +145,7 @@ pub async fn error_page(
     endpoint: &str,
 ) -> Response {
     record(state, denial, ctx, endpoint).await;
-    let aad = denial.wire.aad();
+    let aad = aad_of(denial);
     let body = state.pages.error(denial, ctx, &state.config.public_base);
     let status = StatusCode::from_u16(aad.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut r = html(status, body);
@@ -205,7 +213,7 @@ pub async fn error_redirect(
     let mut r = reply(
         state,
         to,
-        denial.wire.aad().redirect_params(ctx),
+        aad_of(denial).redirect_params(ctx),
         after_post,
     );
     if let Ok(v) = HeaderValue::from_str(&diagnosis_value(state, denial, ctx)) {

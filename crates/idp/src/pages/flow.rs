@@ -902,7 +902,7 @@ async fn step(
                 }
                 Err(d) => {
                     render::record(state, &d, ctx, "login").await;
-                    let message = match d.wire.aad().codes.first() {
+                    let message = match render::aad_of(&d).codes.first() {
                         Some(50053) => "Your account is locked because you've tried to sign in too many times with an incorrect user ID or password. (AADSTS50053)".to_owned(),
                         Some(50057) => "Your account has been disabled. Contact your admin. (AADSTS50057)".to_owned(),
                         _ => "Your account or password is incorrect. If you don't remember your password, reset it now. (AADSTS50126)".to_owned(),
@@ -998,7 +998,7 @@ async fn decline(state: &AppState, flow: LoginFlow, ctx: &RequestContext) -> Res
             match &flow.reply {
                 Some(reply) => {
                     render::record(state, &d, ctx, "adminconsent").await;
-                    let mut params = d.wire.aad().redirect_params(ctx);
+                    let mut params = render::aad_of(&d).redirect_params(ctx);
                     params.push(("admin_consent", "True".into()));
                     render::reply(state, reply, params, true)
                 }

@@ -124,7 +124,7 @@ impl Pages {
 
     /// Entra's error page, with our diagnosis under it.
     pub fn error(&self, denial: &Denial, ctx: &RequestContext, base: &str) -> String {
-        let aad = denial.wire.aad();
+        let aad = crate::render::aad_of(denial);
         let (title, text) = match aad.codes.first() {
             Some(90094) => (
                 "Need admin approval",
