@@ -120,6 +120,7 @@ causes! {
     ChangePasswordOtherUser => "GH-PRIVILEGED-CHANGE-PASSWORD-OTHER", PrivilegedOperation, "changePassword works only on the signed-in user's own account.";
     CaeRevoked => "GH-CAE-REVOKED", ConditionalAccess, "The user's sessions were revoked after this CAE token was issued.";
     ResourceNotFoundGraph => "GH-GRAPH-NOT-FOUND", Permissions, "The object does not exist.";
+    GraphBadRequest => "GH-GRAPH-BAD-REQUEST", ClientConfiguration, "Graph could not read the request.";
     ServerUnavailable => "GH-SERVER-UNAVAILABLE", ClientConfiguration, "Gatehouse could not complete the request (storage failure); retry.";
 }
 

@@ -31,8 +31,16 @@ pub enum TokenFacts {
 /// Who is calling, once the token is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    Delegated { user: Uuid, app_id: String, scopes: Vec<String> },
-    App { service_principal: Uuid, app_id: String, roles: Vec<String> },
+    Delegated {
+        user: Uuid,
+        app_id: String,
+        scopes: Vec<String>,
+    },
+    App {
+        service_principal: Uuid,
+        app_id: String,
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +64,10 @@ impl GraphCall {
 }
 
 fn err401(cause: Cause, message: &str) -> Denial {
-    Denial::new(cause, WireError::Graph(GraphError::new(401, "InvalidAuthenticationToken", message)))
+    Denial::new(
+        cause,
+        WireError::Graph(GraphError::new(401, "InvalidAuthenticationToken", message)),
+    )
 }
 
 fn s<'a>(claims: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
@@ -64,24 +75,36 @@ fn s<'a>(claims: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 }
 
 fn num(claims: &Map<String, Value>, k: &str) -> Option<i64> {
-    claims.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    claims
+        .get(k)
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
 }
 
 pub fn is_graph_audience(aud: &str) -> bool {
     let a = aud.trim_end_matches('/');
-    a.eq_ignore_ascii_case("https://graph.microsoft.com") || a.eq_ignore_ascii_case(&MICROSOFT_GRAPH_APP_ID.to_string())
+    a.eq_ignore_ascii_case("https://graph.microsoft.com")
+        || a.eq_ignore_ascii_case(&MICROSOFT_GRAPH_APP_ID.to_string())
 }
 
 fn aud_of(claims: &Map<String, Value>) -> String {
     match claims.get("aud") {
         Some(Value::String(a)) => a.clone(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         _ => String::new(),
     }
 }
 
 /// Token checks in Graph's order; `issuer_v2` is this Gatehouse's v2 issuer for the tenant.
-pub fn authenticate(dir: &Directory, token: TokenFacts, issuer_v2: &str, now: i64) -> Result<GraphCall, Denial> {
+pub fn authenticate(
+    dir: &Directory,
+    token: TokenFacts,
+    issuer_v2: &str,
+    now: i64,
+) -> Result<GraphCall, Denial> {
     let claims = match token {
         TokenFacts::Missing => {
             return Err(err401(Cause::GraphTokenMissing, "Access token is empty.")
@@ -112,10 +135,13 @@ pub fn authenticate(dir: &Directory, token: TokenFacts, issuer_v2: &str, now: i6
     let iss = s(&claims, "iss").unwrap_or("");
     let tid = dir.tenant.id;
     if iss != format!("https://sts.windows.net/{tid}/") && iss != issuer_v2 {
-        return Err(err401(Cause::GraphWrongIssuer, "Access token validation failure. Invalid issuer.")
-            .fact("iss", iss)
-            .fact("expected", format!("https://sts.windows.net/{tid}/"))
-            .fix("Get the token from this tenant's authority."));
+        return Err(err401(
+            Cause::GraphWrongIssuer,
+            "Access token validation failure. Invalid issuer.",
+        )
+        .fact("iss", iss)
+        .fact("expected", format!("https://sts.windows.net/{tid}/"))
+        .fix("Get the token from this tenant's authority."));
     }
     let exp = num(&claims, "exp").unwrap_or(0);
     if exp + CLOCK_SKEW <= now {
@@ -127,29 +153,57 @@ pub fn authenticate(dir: &Directory, token: TokenFacts, issuer_v2: &str, now: i6
     if let Some(nbf) = num(&claims, "nbf")
         && nbf - CLOCK_SKEW > now
     {
-        return Err(err401(Cause::GraphTokenNotYetValid, "Lifetime validation failed, the token is not yet valid.").fact("nbf", nbf.to_string()));
+        return Err(err401(
+            Cause::GraphTokenNotYetValid,
+            "Lifetime validation failed, the token is not yet valid.",
+        )
+        .fact("nbf", nbf.to_string()));
     }
-    let app_id = s(&claims, "appid").or_else(|| s(&claims, "azp")).unwrap_or("").to_owned();
+    let app_id = s(&claims, "appid")
+        .or_else(|| s(&claims, "azp"))
+        .unwrap_or("")
+        .to_owned();
     let oid: Option<Uuid> = s(&claims, "oid").and_then(|o| o.parse().ok());
-    let app_only = s(&claims, "idtyp") == Some("app") || (claims.get("scp").is_none() && s(&claims, "idtyp") != Some("user"));
+    let app_only = s(&claims, "idtyp") == Some("app")
+        || (claims.get("scp").is_none() && s(&claims, "idtyp") != Some("user"));
     let caller = if app_only {
         Caller::App {
             service_principal: oid.unwrap_or_default(),
             app_id,
-            roles: claims.get("roles").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default(),
+            roles: claims
+                .get("roles")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     } else {
         let user = oid.unwrap_or_default();
         // Continuous access evaluation: CAE-capable tokens die with the session.
-        let cae = claims.get("xms_cc").and_then(Value::as_array).is_some_and(|a| a.iter().any(|c| c.as_str().is_some_and(|c| c.eq_ignore_ascii_case("cp1"))));
+        let cae = claims
+            .get("xms_cc")
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|c| c.as_str().is_some_and(|c| c.eq_ignore_ascii_case("cp1")))
+            });
         let iat = num(&claims, "iat").unwrap_or(0);
         if cae
             && let Some(from) = dir.user(user).and_then(|u| u.sign_in_sessions_valid_from)
             && iat < from
         {
-            let challenge = format!(r#"{{"access_token":{{"nbf":{{"essential":true, "value":"{from}"}}}}}}"#);
+            let challenge =
+                format!(r#"{{"access_token":{{"nbf":{{"essential":true, "value":"{from}"}}}}}}"#);
             let b64 = STANDARD.encode(&challenge);
-            let mut e = GraphError::new(401, "InvalidAuthenticationToken", "Continuous access evaluation resulted in claims challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp");
+            let mut e = GraphError::new(
+                401,
+                "InvalidAuthenticationToken",
+                "Continuous access evaluation resulted in claims challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp",
+            );
             e.www_authenticate = Some(graph_www_authenticate(Some(&b64)));
             return Err(Denial::new(Cause::CaeRevoked, WireError::Graph(e))
                 .fact("token issued (iat)", iat.to_string())
@@ -157,21 +211,39 @@ pub fn authenticate(dir: &Directory, token: TokenFacts, issuer_v2: &str, now: i6
                 .fact("claims challenge", challenge)
                 .fix("Pass the decoded claims to the token request (claims_challenge= in MSAL, claims= in azure-identity) and sign the user in again."));
         }
-        Caller::Delegated { user, app_id, scopes: s(&claims, "scp").unwrap_or("").split_whitespace().map(str::to_owned).collect() }
+        Caller::Delegated {
+            user,
+            app_id,
+            scopes: s(&claims, "scp")
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        }
     };
     Ok(GraphCall { caller, claims })
 }
 
 fn wrong_audience(aud: &str) -> Denial {
-    let fix = if aud.trim_end_matches('/').eq_ignore_ascii_case("https://graph.windows.net") || aud == "00000002-0000-0000-c000-000000000000" {
+    let fix = if aud
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case("https://graph.windows.net")
+        || aud == "00000002-0000-0000-c000-000000000000"
+    {
         "This is an Azure AD Graph token. Request https://graph.microsoft.com/.default (or Graph scopes such as User.Read) instead of https://graph.windows.net/.default."
     } else {
         "Request a token for Microsoft Graph: scope https://graph.microsoft.com/.default (app-only) or https://graph.microsoft.com/User.Read (delegated)."
     };
-    err401(Cause::GraphWrongAudience, "Access token validation failure. Invalid audience.")
-        .fact("aud", aud)
-        .fact("expected", "https://graph.microsoft.com or 00000003-0000-0000-c000-000000000000")
-        .fix(fix)
+    err401(
+        Cause::GraphWrongAudience,
+        "Access token validation failure. Invalid audience.",
+    )
+    .fact("aud", aud)
+    .fact(
+        "expected",
+        "https://graph.microsoft.com or 00000003-0000-0000-c000-000000000000",
+    )
+    .fix(fix)
 }
 
 /// Facts about the request that the rules look at.
@@ -184,14 +256,34 @@ pub struct RequestFacts {
 /// Exchange-backed routes answer with Exchange's error shape.
 fn is_mail(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
-    ["/messages", "/mailfolders", "/sendmail", "/events", "/calendar", "/contacts"].iter().any(|m| p.contains(m))
+    [
+        "/messages",
+        "/mailfolders",
+        "/sendmail",
+        "/events",
+        "/calendar",
+        "/contacts",
+    ]
+    .iter()
+    .any(|m| p.contains(m))
 }
 
 fn denied(path: &str, cause: Cause) -> Denial {
     let e = if is_mail(path) {
-        GraphError { flavour: GraphFlavour::MicrosoftGraphNoInner, ..GraphError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.") }
+        GraphError {
+            flavour: GraphFlavour::MicrosoftGraphNoInner,
+            ..GraphError::new(
+                403,
+                "ErrorAccessDenied",
+                "Access is denied. Check credentials and try again.",
+            )
+        }
     } else {
-        GraphError::new(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        GraphError::new(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
     };
     Denial::new(cause, WireError::Graph(e))
 }
@@ -199,7 +291,9 @@ fn denied(path: &str, cause: Cause) -> Denial {
 /// Strip `/v1.0` or `/beta` and the query, keep the path.
 pub fn graph_path(raw: &str) -> &str {
     let p = raw.split('?').next().unwrap_or(raw);
-    p.strip_prefix("/v1.0").or_else(|| p.strip_prefix("/beta")).unwrap_or(p)
+    p.strip_prefix("/v1.0")
+        .or_else(|| p.strip_prefix("/beta"))
+        .unwrap_or(p)
 }
 
 /// The user a `/me/...` or `/users/{id|upn}/...` path is about.
@@ -214,7 +308,10 @@ pub fn target_user<'d>(dir: &'d Directory, call: &GraphCall, path: &str) -> Opti
             let raw = segs.next()?;
             let id = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
             let id = id.trim_matches(|c| c == '\'' || c == '(' || c == ')');
-            id.parse::<Uuid>().ok().and_then(|u| dir.user(u)).or_else(|| dir.user_by_upn(id))
+            id.parse::<Uuid>()
+                .ok()
+                .and_then(|u| dir.user(u))
+                .or_else(|| dir.user_by_upn(id))
         }
         _ => None,
     }
@@ -224,42 +321,85 @@ pub fn target_user<'d>(dir: &'d Directory, call: &GraphCall, path: &str) -> Opti
 /// passwords" and "sensitive actions" tables (reference E.5).
 fn can_manage_user(actor_roles: &[Uuid], target_roles: &[Uuid], password_only: bool) -> bool {
     use roles::*;
-    if actor_roles.contains(&GLOBAL_ADMINISTRATOR) || actor_roles.contains(&PRIVILEGED_AUTHENTICATION_ADMINISTRATOR) {
+    if actor_roles.contains(&GLOBAL_ADMINISTRATOR)
+        || actor_roles.contains(&PRIVILEGED_AUTHENTICATION_ADMINISTRATOR)
+    {
         return true;
     }
-    let target_admin_roles: Vec<Uuid> = target_roles.iter().copied().filter(|r| *r != DEFAULT_MEMBER_USER).collect();
+    let target_admin_roles: Vec<Uuid> = target_roles
+        .iter()
+        .copied()
+        .filter(|r| *r != DEFAULT_MEMBER_USER)
+        .collect();
     let allowed_for = |actor: Uuid| -> &'static [Uuid] {
         match actor {
-            r if r == USER_ADMINISTRATOR => &[DIRECTORY_READERS, GROUPS_ADMINISTRATOR, HELPDESK_ADMINISTRATOR, PASSWORD_ADMINISTRATOR, USER_ADMINISTRATOR],
-            r if r == HELPDESK_ADMINISTRATOR => &[DIRECTORY_READERS, HELPDESK_ADMINISTRATOR, PASSWORD_ADMINISTRATOR],
+            r if r == USER_ADMINISTRATOR => &[
+                DIRECTORY_READERS,
+                GROUPS_ADMINISTRATOR,
+                HELPDESK_ADMINISTRATOR,
+                PASSWORD_ADMINISTRATOR,
+                USER_ADMINISTRATOR,
+            ],
+            r if r == HELPDESK_ADMINISTRATOR => &[
+                DIRECTORY_READERS,
+                HELPDESK_ADMINISTRATOR,
+                PASSWORD_ADMINISTRATOR,
+            ],
             r if r == PASSWORD_ADMINISTRATOR => &[DIRECTORY_READERS, PASSWORD_ADMINISTRATOR],
-            r if r == AUTHENTICATION_ADMINISTRATOR => &[DIRECTORY_READERS, PASSWORD_ADMINISTRATOR, AUTHENTICATION_ADMINISTRATOR],
+            r if r == AUTHENTICATION_ADMINISTRATOR => &[
+                DIRECTORY_READERS,
+                PASSWORD_ADMINISTRATOR,
+                AUTHENTICATION_ADMINISTRATOR,
+            ],
             _ => &[],
         }
     };
     actor_roles.iter().any(|a| {
-        let strong = *a == USER_ADMINISTRATOR || *a == AUTHENTICATION_ADMINISTRATOR || (password_only && (*a == HELPDESK_ADMINISTRATOR || *a == PASSWORD_ADMINISTRATOR));
-        strong && target_admin_roles.iter().all(|t| allowed_for(*a).contains(t))
+        let strong = *a == USER_ADMINISTRATOR
+            || *a == AUTHENTICATION_ADMINISTRATOR
+            || (password_only && (*a == HELPDESK_ADMINISTRATOR || *a == PASSWORD_ADMINISTRATOR));
+        strong
+            && target_admin_roles
+                .iter()
+                .all(|t| allowed_for(*a).contains(t))
     })
 }
 
 fn role_names(ids: &[Uuid]) -> String {
     let names: Vec<&str> = ids.iter().filter_map(|r| roles::display_name(*r)).collect();
-    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The admin-consent URL for the app in this tenant.
 fn admin_consent_url(base: &str, dir: &Directory, app_id: &str) -> String {
-    format!("{base}/{}/v2.0/adminconsent?client_id={app_id}&scope=https://graph.microsoft.com/.default", dir.tenant.id)
+    format!(
+        "{base}/{}/v2.0/adminconsent?client_id={app_id}&scope=https://graph.microsoft.com/.default",
+        dir.tenant.id
+    )
 }
 
 /// Permission, token type, user privilege, privileged-operation and licence rules.
-pub fn authorize(dir: &Directory, call: &GraphCall, method: &str, raw_path: &str, facts: &RequestFacts, base: &str) -> Result<(), Denial> {
+pub fn authorize(
+    dir: &Directory,
+    call: &GraphCall,
+    method: &str,
+    raw_path: &str,
+    facts: &RequestFacts,
+    base: &str,
+) -> Result<(), Denial> {
     let path = graph_path(raw_path);
     let lower = path.to_ascii_lowercase();
     let kind = call.kind();
     if (lower == "/me" || lower.starts_with("/me/")) && kind == TokenKind::Application {
-        let e = GraphError::new(400, "BadRequest", "/me request is only valid with delegated authentication flow.");
+        let e = GraphError::new(
+            400,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        );
         return Err(Denial::new(Cause::MeWithAppToken, WireError::Graph(e))
             .fact("token", "app-only (idtyp app, roles, no scp)")
             .fact("path", path)
@@ -273,22 +413,41 @@ pub fn authorize(dir: &Directory, call: &GraphCall, method: &str, raw_path: &str
     };
     let holds = |name: &str| held.iter().any(|h| h.eq_ignore_ascii_case(name));
     let least: Vec<&str> = {
-        let mut l: Vec<&str> = accepted.iter().filter(|a| a.least_privileged).map(|a| a.permission.as_str()).collect();
+        let mut l: Vec<&str> = accepted
+            .iter()
+            .filter(|a| a.least_privileged)
+            .map(|a| a.permission.as_str())
+            .collect();
         if l.is_empty() {
-            l = accepted.iter().take(1).map(|a| a.permission.as_str()).collect();
+            l = accepted
+                .iter()
+                .take(1)
+                .map(|a| a.permission.as_str())
+                .collect();
         }
         l
     };
-    let token_kind_name = if kind == TokenKind::Application { "app-only (application permissions, roles claim)" } else { "delegated (scp claim)" };
+    let token_kind_name = if kind == TokenKind::Application {
+        "app-only (application permissions, roles claim)"
+    } else {
+        "delegated (scp claim)"
+    };
 
     // changePassword is self-service only.
-    if method.eq_ignore_ascii_case("POST") && lower.ends_with("/changepassword") && !lower.starts_with("/me/") {
+    if method.eq_ignore_ascii_case("POST")
+        && lower.ends_with("/changepassword")
+        && !lower.starts_with("/me/")
+    {
         let is_self = match (&call.caller, target_user(dir, call, path)) {
             (Caller::Delegated { user, .. }, Some(t)) => t.id == *user,
             _ => false,
         };
         if !is_self {
-            let e = GraphError::new(403, "Authorization_RequestDenied", "Access to change password operation is denied.");
+            let e = GraphError::new(
+                403,
+                "Authorization_RequestDenied",
+                "Access to change password operation is denied.",
+            );
             return Err(Denial::new(Cause::ChangePasswordOtherUser, WireError::Graph(e))
                 .fact("path", path)
                 .fix("Users change their own password with POST /me/changePassword; admins reset others' with PATCH /users/{id} passwordProfile or the authentication method resetPassword."));
@@ -313,19 +472,36 @@ pub fn authorize(dir: &Directory, call: &GraphCall, method: &str, raw_path: &str
             // Not a Graph operation the catalog knows: nothing to enforce beyond the token.
             return Ok(());
         }
-        return Err(denied(path, Cause::PermissionMissing).fact("operation", format!("{method} {path}")).fact("accepted permissions", "none for this token type"));
+        return Err(denied(path, Cause::PermissionMissing)
+            .fact("operation", format!("{method} {path}"))
+            .fact("accepted permissions", "none for this token type"));
     }
 
     if !accepted.iter().any(|a| holds(&a.permission)) {
-        return Err(permission_denial(dir, call, method, path, &accepted, &least, &held, base));
+        return Err(permission_denial(
+            dir, call, method, path, &accepted, &least, &held, base,
+        ));
     }
 
     // Effective permissions: a delegated call never exceeds the signed-in user's rights.
     let target = target_user(dir, call, path);
     let m = method.to_ascii_uppercase();
-    let privileged_props = ["passwordprofile", "accountenabled", "userprincipalname", "mobilephone", "businessphones", "othermails"];
-    let touches_sensitive = facts.body_keys.iter().any(|k| privileged_props.contains(&k.to_ascii_lowercase().as_str()));
-    let password_only = facts.body_keys.iter().all(|k| k.eq_ignore_ascii_case("passwordProfile"));
+    let privileged_props = [
+        "passwordprofile",
+        "accountenabled",
+        "userprincipalname",
+        "mobilephone",
+        "businessphones",
+        "othermails",
+    ];
+    let touches_sensitive = facts
+        .body_keys
+        .iter()
+        .any(|k| privileged_props.contains(&k.to_ascii_lowercase().as_str()));
+    let password_only = facts
+        .body_keys
+        .iter()
+        .all(|k| k.eq_ignore_ascii_case("passwordProfile"));
     match &call.caller {
         Caller::Delegated { user, .. } => {
             let actor_roles = dir.directory_roles_of(*user);
@@ -341,40 +517,127 @@ pub fn authorize(dir: &Directory, call: &GraphCall, method: &str, raw_path: &str
             };
             let is_user_item = lower.starts_with("/users/") && lower.matches('/').count() == 2;
             if m == "POST" && lower == "/users" {
-                need(actor_roles.iter().any(|r| [roles::USER_ADMINISTRATOR, roles::GLOBAL_ADMINISTRATOR].contains(r)), "create a user", "User Administrator or Global Administrator")?;
+                need(
+                    actor_roles.iter().any(|r| {
+                        [roles::USER_ADMINISTRATOR, roles::GLOBAL_ADMINISTRATOR].contains(r)
+                    }),
+                    "create a user",
+                    "User Administrator or Global Administrator",
+                )?;
             }
             if let Some(t) = target
                 && t.id != *user
             {
                 let target_roles = dir.directory_roles_of(t.id);
-                if (m == "PATCH" && is_user_item && touches_sensitive) || (m == "DELETE" && is_user_item) {
-                    need(can_manage_user(&actor_roles, &target_roles, password_only && m == "PATCH"), &format!("{m} {path} ({})", facts.body_keys.join(", ")), "a role that may manage this user (User Administrator for non-admins; Privileged Authentication Administrator or Global Administrator for admins)")?;
+                if (m == "PATCH" && is_user_item && touches_sensitive)
+                    || (m == "DELETE" && is_user_item)
+                {
+                    need(
+                        can_manage_user(&actor_roles, &target_roles, password_only && m == "PATCH"),
+                        &format!("{m} {path} ({})", facts.body_keys.join(", ")),
+                        "a role that may manage this user (User Administrator for non-admins; Privileged Authentication Administrator or Global Administrator for admins)",
+                    )?;
                 } else if m == "PATCH" && is_user_item {
-                    need(actor_roles.iter().any(|r| [roles::USER_ADMINISTRATOR, roles::GLOBAL_ADMINISTRATOR, roles::PRIVILEGED_AUTHENTICATION_ADMINISTRATOR].contains(r)), &format!("update another user ({path})"), "User Administrator or Global Administrator")?;
+                    need(
+                        actor_roles.iter().any(|r| {
+                            [
+                                roles::USER_ADMINISTRATOR,
+                                roles::GLOBAL_ADMINISTRATOR,
+                                roles::PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+                            ]
+                            .contains(r)
+                        }),
+                        &format!("update another user ({path})"),
+                        "User Administrator or Global Administrator",
+                    )?;
                 } else if lower.ends_with("/resetpassword") {
-                    need(can_manage_user(&actor_roles, &target_roles, true), "reset another user's password", "Authentication Administrator, Privileged Authentication Administrator, or (for non-admins) Helpdesk, Password or User Administrator")?;
+                    need(
+                        can_manage_user(&actor_roles, &target_roles, true),
+                        "reset another user's password",
+                        "Authentication Administrator, Privileged Authentication Administrator, or (for non-admins) Helpdesk, Password or User Administrator",
+                    )?;
                 } else if lower.ends_with("/assignlicense") {
-                    need(actor_roles.iter().any(|r| [roles::LICENSE_ADMINISTRATOR, roles::USER_ADMINISTRATOR, roles::GLOBAL_ADMINISTRATOR].contains(r)), "assign licences", "License Administrator, User Administrator or Global Administrator")?;
+                    need(
+                        actor_roles.iter().any(|r| {
+                            [
+                                roles::LICENSE_ADMINISTRATOR,
+                                roles::USER_ADMINISTRATOR,
+                                roles::GLOBAL_ADMINISTRATOR,
+                            ]
+                            .contains(r)
+                        }),
+                        "assign licences",
+                        "License Administrator, User Administrator or Global Administrator",
+                    )?;
                 } else if lower.ends_with("/revokesigninsessions") {
-                    need(can_manage_user(&actor_roles, &target_roles, false), "revoke another user's sessions", "User Administrator or Global Administrator")?;
+                    need(
+                        can_manage_user(&actor_roles, &target_roles, false),
+                        "revoke another user's sessions",
+                        "User Administrator or Global Administrator",
+                    )?;
                 }
             } else if lower.ends_with("/resetpassword") {
-                need(false, "reset your own password through the admin API", "another administrator (this API can't be used on your own account; use changePassword)")?;
+                need(
+                    false,
+                    "reset your own password through the admin API",
+                    "another administrator (this API can't be used on your own account; use changePassword)",
+                )?;
             }
-            if (lower.starts_with("/directoryroles") || lower.starts_with("/rolemanagement")) && m != "GET" {
-                need(actor_roles.iter().any(|r| [roles::PRIVILEGED_ROLE_ADMINISTRATOR, roles::GLOBAL_ADMINISTRATOR].contains(r)), "manage directory role assignments", "Privileged Role Administrator or Global Administrator")?;
+            if (lower.starts_with("/directoryroles") || lower.starts_with("/rolemanagement"))
+                && m != "GET"
+            {
+                need(
+                    actor_roles.iter().any(|r| {
+                        [
+                            roles::PRIVILEGED_ROLE_ADMINISTRATOR,
+                            roles::GLOBAL_ADMINISTRATOR,
+                        ]
+                        .contains(r)
+                    }),
+                    "manage directory role assignments",
+                    "Privileged Role Administrator or Global Administrator",
+                )?;
             }
-            if (lower.contains("/approleassignedto") || lower.contains("/approleassignments") || lower.starts_with("/oauth2permissiongrants")) && m != "GET" {
-                need(actor_roles.iter().any(|r| [roles::PRIVILEGED_ROLE_ADMINISTRATOR, roles::GLOBAL_ADMINISTRATOR, roles::APPLICATION_ADMINISTRATOR, roles::CLOUD_APPLICATION_ADMINISTRATOR].contains(r)), "grant permissions (consent)", "Global Administrator, Privileged Role Administrator, Application Administrator or Cloud Application Administrator")?;
+            if (lower.contains("/approleassignedto")
+                || lower.contains("/approleassignments")
+                || lower.starts_with("/oauth2permissiongrants"))
+                && m != "GET"
+            {
+                need(
+                    actor_roles.iter().any(|r| {
+                        [
+                            roles::PRIVILEGED_ROLE_ADMINISTRATOR,
+                            roles::GLOBAL_ADMINISTRATOR,
+                            roles::APPLICATION_ADMINISTRATOR,
+                            roles::CLOUD_APPLICATION_ADMINISTRATOR,
+                        ]
+                        .contains(r)
+                    }),
+                    "grant permissions (consent)",
+                    "Global Administrator, Privileged Role Administrator, Application Administrator or Cloud Application Administrator",
+                )?;
             }
         }
-        Caller::App { service_principal, .. } => {
+        Caller::App {
+            service_principal, ..
+        } => {
             let is_user_item = lower.starts_with("/users/") && lower.matches('/').count() == 2;
-            if m == "PATCH" && is_user_item && facts.body_keys.iter().any(|k| k.eq_ignore_ascii_case("passwordProfile")) {
+            if m == "PATCH"
+                && is_user_item
+                && facts
+                    .body_keys
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case("passwordProfile"))
+            {
                 let sp_roles = dir.directory_roles_of(*service_principal);
-                let target_roles = target.map(|t| dir.directory_roles_of(t.id)).unwrap_or_default();
+                let target_roles = target
+                    .map(|t| dir.directory_roles_of(t.id))
+                    .unwrap_or_default();
                 if !can_manage_user(&sp_roles, &target_roles, false) {
-                    let sp_name = dir.service_principal(*service_principal).map(|s| s.display_name.clone()).unwrap_or_default();
+                    let sp_name = dir
+                        .service_principal(*service_principal)
+                        .map(|s| s.display_name.clone())
+                        .unwrap_or_default();
                     return Err(denied(path, Cause::AppDirectoryRoleMissing)
                         .fact("service principal", format!("{sp_name} ({service_principal})"))
                         .fact("its directory roles", role_names(&sp_roles))
@@ -390,7 +653,14 @@ pub fn authorize(dir: &Directory, call: &GraphCall, method: &str, raw_path: &str
         && let Some(t) = target
         && !has_mailbox(dir, t)
     {
-        let e = GraphError { flavour: GraphFlavour::MicrosoftGraph, ..GraphError::new(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.") };
+        let e = GraphError {
+            flavour: GraphFlavour::MicrosoftGraph,
+            ..GraphError::new(
+                404,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            )
+        };
         return Err(Denial::new(Cause::UserUnlicensed, WireError::Graph(e))
             .fact("user", t.user_principal_name.clone())
             .fact("assigned licences", if t.assigned_licenses.is_empty() { "none".to_owned() } else { t.assigned_licenses.iter().map(|l| l.sku_id.to_string()).collect::<Vec<_>>().join(", ") })
@@ -402,18 +672,43 @@ pub fn authorize(dir: &Directory, call: &GraphCall, method: &str, raw_path: &str
 pub fn has_mailbox(dir: &Directory, user: &User) -> bool {
     user.assigned_licenses.iter().any(|l| {
         !l.disabled_plans.contains(&skus::EXCHANGE_S_ENTERPRISE_PLAN)
-            && dir.subscribed_skus.iter().any(|s| s.sku_id == l.sku_id && s.service_plans.iter().any(|p| p.service_plan_name.starts_with("EXCHANGE")))
+            && dir.subscribed_skus.iter().any(|s| {
+                s.sku_id == l.sku_id
+                    && s.service_plans
+                        .iter()
+                        .any(|p| p.service_plan_name.starts_with("EXCHANGE"))
+            })
     })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn permission_denial(dir: &Directory, call: &GraphCall, method: &str, path: &str, accepted: &[gatehouse_catalog::Accepted], least: &[&str], held: &[String], base: &str) -> Denial {
+fn permission_denial(
+    dir: &Directory,
+    call: &GraphCall,
+    method: &str,
+    path: &str,
+    accepted: &[gatehouse_catalog::Accepted],
+    least: &[&str],
+    held: &[String],
+    base: &str,
+) -> Denial {
     let catalog = Catalog::embedded();
     let app_id = call.app_id().to_owned();
-    let client: Option<&ServicePrincipal> = app_id.parse().ok().and_then(|id| dir.service_principal_by_app_id(id));
+    let client: Option<&ServicePrincipal> = app_id
+        .parse()
+        .ok()
+        .and_then(|id| dir.service_principal_by_app_id(id));
     let graph = dir.service_principal_by_app_id(MICROSOFT_GRAPH_APP_ID);
-    let names = |list: &[gatehouse_catalog::Accepted]| list.iter().map(|a| a.permission.clone()).collect::<Vec<_>>();
-    let held_text = if held.is_empty() { "none".to_owned() } else { held.join(" ") };
+    let names = |list: &[gatehouse_catalog::Accepted]| {
+        list.iter()
+            .map(|a| a.permission.clone())
+            .collect::<Vec<_>>()
+    };
+    let held_text = if held.is_empty() {
+        "none".to_owned()
+    } else {
+        held.join(" ")
+    };
     let accepted_text = names(accepted).join(", ");
     match call.kind() {
         TokenKind::Delegated => {
@@ -423,7 +718,11 @@ fn permission_denial(dir: &Directory, call: &GraphCall, method: &str, path: &str
                 (Some(c), Some(g)) => dir.granted_app_roles(c, g),
                 _ => Vec::new(),
             };
-            if let Some(r) = app_accepted.iter().find(|a| granted_roles.iter().any(|g| g.eq_ignore_ascii_case(&a.permission))) {
+            if let Some(r) = app_accepted.iter().find(|a| {
+                granted_roles
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(&a.permission))
+            }) {
                 return denied(path, Cause::DelegatedTokenForAppPermission)
                     .fact("token", "delegated (scp)")
                     .fact("scp", held_text)
@@ -432,13 +731,26 @@ fn permission_denial(dir: &Directory, call: &GraphCall, method: &str, path: &str
                     .fix("Application permissions appear only in app-only tokens: use the client credentials flow (scope https://graph.microsoft.com/.default).")
                     .fix(format!("Or, to act as the user, request the delegated permission {} and get it consented.", least.join(" or ")));
             }
-            let admin = accepted.iter().any(|a| least.contains(&a.permission.as_str()) && a.requires_admin_consent);
+            let admin = accepted
+                .iter()
+                .any(|a| least.contains(&a.permission.as_str()) && a.requires_admin_consent);
             let mut d = denied(path, Cause::PermissionMissing)
                 .fact("token", "delegated (scp)")
                 .fact("scp", held_text)
                 .fact("operation", format!("{method} {path}"))
-                .fact("accepted delegated permissions (least privileged first)", accepted_text)
-                .fix(format!("Request the scope https://graph.microsoft.com/{} and have it consented{}.", least.first().copied().unwrap_or(""), if admin { " by an administrator (it needs admin consent)" } else { " (the user can consent)" }));
+                .fact(
+                    "accepted delegated permissions (least privileged first)",
+                    accepted_text,
+                )
+                .fix(format!(
+                    "Request the scope https://graph.microsoft.com/{} and have it consented{}.",
+                    least.first().copied().unwrap_or(""),
+                    if admin {
+                        " by an administrator (it needs admin consent)"
+                    } else {
+                        " (the user can consent)"
+                    }
+                ));
             if admin {
                 d = d.fix_link("Admin consent URL", admin_consent_url(base, dir, &app_id));
             }
@@ -459,7 +771,11 @@ fn permission_denial(dir: &Directory, call: &GraphCall, method: &str, path: &str
                         .collect()
                 })
                 .unwrap_or_default();
-            if let Some(r) = accepted.iter().find(|a| requested_roles.iter().any(|q| q.eq_ignore_ascii_case(&a.permission))) {
+            if let Some(r) = accepted.iter().find(|a| {
+                requested_roles
+                    .iter()
+                    .any(|q| q.eq_ignore_ascii_case(&a.permission))
+            }) {
                 return denied(path, Cause::AppPermissionNotConsented)
                     .fact("token", "app-only (roles)")
                     .fact("roles", held_text)
@@ -477,7 +793,11 @@ fn permission_denial(dir: &Directory, call: &GraphCall, method: &str, path: &str
                     .collect(),
                 _ => Vec::new(),
             };
-            if let Some(dp) = delegated_accepted.iter().find(|a| delegated_granted.iter().any(|g| g.eq_ignore_ascii_case(&a.permission))) {
+            if let Some(dp) = delegated_accepted.iter().find(|a| {
+                delegated_granted
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(&a.permission))
+            }) {
                 return denied(path, Cause::AppTokenForDelegatedPermission)
                     .fact("token", "app-only (client credentials)")
                     .fact("roles", held_text)
@@ -495,4 +815,33 @@ fn permission_denial(dir: &Directory, call: &GraphCall, method: &str, path: &str
                 .fix_link("Admin consent URL", admin_consent_url(base, dir, &app_id))
         }
     }
+}
+
+/// `GET /users/{id}` for an id that is not there.
+pub fn not_found(id: &str) -> Denial {
+    Denial::new(
+        Cause::ResourceNotFoundGraph,
+        WireError::Graph(GraphError::new(404, "Request_ResourceNotFound", format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."))),
+    )
+    .fact("id", id)
+    .fix("Check the id or userPrincipalName (GET /v1.0/users lists them).")
+}
+
+/// A request Graph cannot read (body, OData options).
+pub fn bad_request(message: &str) -> Denial {
+    Denial::new(
+        Cause::GraphBadRequest,
+        WireError::Graph(GraphError::new(400, "Request_BadRequest", message)),
+    )
+    .fact("problem", message)
+}
+
+/// A route Gatehouse does not serve: Graph's own answer for unknown segments.
+pub fn unsupported_route(method: &str, path: &str) -> Denial {
+    Denial::new(
+        Cause::GraphBadRequest,
+        WireError::Graph(GraphError::new(400, "BadRequest", format!("Resource not found for the segment '{}'.", path.rsplit('/').next().unwrap_or(path)))),
+    )
+    .fact("operation", format!("{method} {path}"))
+    .fix("Gatehouse serves the directory part of Graph v1.0 (users, groups, applications, service principals, grants, roles, licences, messages).")
 }

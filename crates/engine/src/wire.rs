@@ -123,7 +123,9 @@ impl GraphError {
         let date = ctx
             .now
             .to_offset(time::UtcOffset::UTC)
-            .format(&format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+            .format(&format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]"
+            ))
             .unwrap_or_default();
         match self.flavour {
             GraphFlavour::MicrosoftGraph => serde_json::json!({

@@ -68,7 +68,7 @@ pub async fn start(prepared: Prepared, opts: ServeOptions) -> Result<RunningServ
         IdpConfig::new(public_base.clone()),
         clock,
     )?;
-    let app = gatehouse_idp::router(state.clone());
+    let app = gatehouse_idp::router(state.clone()).merge(gatehouse_graph::router(state.clone()));
     let handle = Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });

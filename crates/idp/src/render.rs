@@ -14,7 +14,12 @@ pub const DIAGNOSIS_HEADER: &str = "x-gatehouse-diagnosis";
 /// denial here would be a wiring mistake, answered as a server error rather than a panic).
 pub fn aad_of(denial: &Denial) -> gatehouse_engine::wire::AadError {
     denial.wire.aad().cloned().unwrap_or_else(|| {
-        gatehouse_engine::wire::AadError::new(500, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+        gatehouse_engine::wire::AadError::new(
+            500,
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred. Please try again.",
+        )
     })
 }
 
@@ -210,12 +215,7 @@ pub async fn error_redirect(
     after_post: bool,
 ) -> Response {
     record(state, denial, ctx, "authorize").await;
-    let mut r = reply(
-        state,
-        to,
-        aad_of(denial).redirect_params(ctx),
-        after_post,
-    );
+    let mut r = reply(state, to, aad_of(denial).redirect_params(ctx), after_post);
     if let Ok(v) = HeaderValue::from_str(&diagnosis_value(state, denial, ctx)) {
         r.headers_mut().insert(DIAGNOSIS_HEADER, v);
     }

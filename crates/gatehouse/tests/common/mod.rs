@@ -61,7 +61,7 @@ pub async fn harness() -> Harness {
     )
     .unwrap();
     Harness {
-        router: gatehouse_idp::router(state.clone()),
+        router: gatehouse_idp::router(state.clone()).merge(gatehouse_graph::router(state.clone())),
         state,
         creds,
         dir,
