@@ -107,6 +107,7 @@ causes! {
     GraphTokenExpired => "GH-TOKEN-EXPIRED", TokenValidity, "The access token has expired.";
     GraphTokenNotYetValid => "GH-TOKEN-NOT-YET-VALID", TokenValidity, "The access token is not valid yet (nbf).";
     GraphWrongAudience => "GH-AUD-WRONG-RESOURCE", WrongResource, "The token was issued for another resource (aud).";
+    GraphTokenRevoked => "GH-TOKEN-REVOKED", TokenValidity, "The access token was revoked (its authorization code was replayed).";
     GraphWrongIssuer => "GH-TOKEN-ISSUER", TokenValidity, "The token was issued by another tenant or issuer.";
     MeWithAppToken => "GH-ME-APP-ONLY", TokenType, "/me needs a signed-in user; an app-only token has none.";
     PermissionMissing => "GH-PERMISSION-MISSING", Permissions, "The token carries no permission that this method and path accept.";

@@ -102,6 +102,7 @@ fn aud_of(claims: &Map<String, Value>) -> String {
 pub fn authenticate(
     dir: &Directory,
     token: TokenFacts,
+    revoked: bool,
     issuer_v2: &str,
     now: i64,
 ) -> Result<GraphCall, Denial> {
@@ -158,6 +159,12 @@ pub fn authenticate(
             "Lifetime validation failed, the token is not yet valid.",
         )
         .fact("nbf", nbf.to_string()));
+    }
+    if revoked {
+        return Err(err401(Cause::GraphTokenRevoked, "Access token validation failure. The token has been revoked.")
+            .fact("uti", s(&claims, "uti").unwrap_or(""))
+            .fact("reason", "its authorization code was redeemed twice (RFC 6749 §4.1.2), so every token issued from it was revoked")
+            .fix("Redeem each authorization code once; sign the user in again."));
     }
     let app_id = s(&claims, "appid")
         .or_else(|| s(&claims, "azp"))

@@ -551,3 +551,58 @@ async fn admin_script_setup_through_graph_takes_effect_for_next_token() {
             .contains("$skiptoken=2")
     );
 }
+
+#[tokio::test]
+async fn replayed_code_revokes_the_access_token_at_graph() {
+    let h = harness().await;
+    let web = h.app("web");
+    let u = h.user("user");
+    let q = format!(
+        "client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=User.Read&login_hint={}",
+        web.client_id, u.username
+    );
+    let page = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
+    let cookies = page.cookies();
+    let mut fields = form_fields(&page.body);
+    fields.push(("passwd".into(), u.password.clone()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let mut fields = form_fields(&kmsi.body);
+    fields.push(("kmsi".into(), "No".into()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let code: String =
+        form_urlencoded::parse(done.location().split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+    let cid = web.client_id.to_string();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", cid.as_str()),
+        ("client_secret", web.client_secret.as_deref().unwrap()),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://localhost:3000/auth/callback"),
+    ];
+    let at = h.token(&form).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        graph(&h, "GET", "/v1.0/me", Some(&at), None).await.status,
+        200
+    );
+    assert_eq!(h.token(&form).await.json()["error_codes"][0], 54005);
+    let r = graph(&h, "GET", "/v1.0/me", Some(&at), None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(explained(&h, &r).await["cause"], "GH-TOKEN-REVOKED");
+}

@@ -47,8 +47,18 @@ pub async fn enforce(
     let ctx = request_context(state, headers, None);
     let dir = state.directory();
     let issuer_v2 = format!("{}/{}/v2.0", state.config.public_base, dir.tenant.id);
-    let decided = graph::authenticate(&dir, token_facts(state, headers), &issuer_v2, ctx.unix())
-        .and_then(|call| {
+    let facts_token = token_facts(state, headers);
+    let revoked = match &facts_token {
+        TokenFacts::Verified(claims) => match claims.get("uti").and_then(|u| u.as_str()) {
+            Some(uti) => {
+                matches!(state.store.get_handle("at", uti).await, Ok(Some(h)) if h.revoked)
+            }
+            None => false,
+        },
+        _ => false,
+    };
+    let decided =
+        graph::authenticate(&dir, facts_token, revoked, &issuer_v2, ctx.unix()).and_then(|call| {
             graph::authorize(&dir, &call, method, path, facts, &state.config.public_base)
                 .map(|()| call)
         });

@@ -316,6 +316,14 @@ pub async fn issue(
     let header = jws::header(key, version == 1, graph_nonce.as_deref());
     let access_token =
         jws::sign(key, &header, &Value::Object(claims)).map_err(|_| IssueError::Signing)?;
+    if let Some(family) = &req.family {
+        // Tokens of a code's family die with it when the code is replayed.
+        state
+            .store
+            .put_handle("at", &uti, "", req.now + lifetime, Some(family))
+            .await
+            .map_err(IssueError::Store)?;
+    }
 
     let mut body = Map::new();
     insert(&mut body, "token_type", "Bearer");
