@@ -21,6 +21,7 @@
 #   busy for 2 s, at most QUIET_MAX s — other tenants' compilers share these 2 cores)
 #   PERF=1 (also `perf record` Gatehouse during its 16-connection case; report in out/last-run)
 #   NO_RESULTS=1 (do not rewrite RESULTS.md)   SKIP_BUILD=1 (use the existing release binary)
+#   GATEHOUSE_BIN=path (measure another build, e.g. an unstripped one for PERF=1)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,7 +37,7 @@ QUIET_PCT=${QUIET_PCT:-10}
 QUIET_MAX=${QUIET_MAX:-90}
 PERF=${PERF:-0}
 COMMAND_LINE="bash bench/run.sh${*:+ $*}"
-for v in DURATION WARMUP WRK_THREADS SIGN_SECS COLD_RUNS SETTLE QUIET_PCT QUIET_MAX PERF NO_RESULTS SKIP_BUILD CONNS; do
+for v in DURATION WARMUP WRK_THREADS SIGN_SECS COLD_RUNS SETTLE QUIET_PCT QUIET_MAX PERF NO_RESULTS SKIP_BUILD CONNS GATEHOUSE_BIN; do
   if [ -n "${!v+x}" ] && [ "$(env | grep -c "^$v=")" -gt 0 ]; then COMMAND_LINE="$v=\"${!v}\" $COMMAND_LINE"; fi
 done
 
@@ -105,7 +106,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   (cd "$ROOT" && cargo build --release -p gatehouse 2>&1 | tail -n 3) >&2
   (cd "$ROOT" && cargo build --release -p gatehouse-jose --example sign_ceiling 2>&1 | tail -n 3) >&2
 fi
-GH="$ROOT/target/release/gatehouse"
+GH=${GATEHOUSE_BIN:-"$ROOT/target/release/gatehouse"}
 [ -x "$GH" ] || die "$GH not built"
 
 # ---------------------------------------------------------------- helpers

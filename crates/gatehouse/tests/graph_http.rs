@@ -606,3 +606,53 @@ async fn replayed_code_revokes_the_access_token_at_graph() {
     assert_eq!(r.status, 401);
     assert_eq!(explained(&h, &r).await["cause"], "GH-TOKEN-REVOKED");
 }
+
+#[tokio::test]
+async fn groups_members_expand_and_count() {
+    let h = harness().await;
+    let auto = app_token(&h, "automation", "https://graph.microsoft.com/.default").await;
+    let g = graph(&h, "POST", "/v1.0/groups", Some(&auto), Some(json!({"displayName": "Finance", "mailNickname": "finance", "mailEnabled": false, "securityEnabled": true}))).await;
+    assert_eq!(g.status, 201, "{}", g.body);
+    let gid = g.json()["id"].as_str().unwrap().to_owned();
+    let adele = h.user("user").object_id;
+    let r = graph(&h, "POST", &format!("/v1.0/groups/{gid}/members/$ref"), Some(&auto), Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{adele}")}))).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let members = graph(
+        &h,
+        "GET",
+        &format!("/v1.0/groups/{gid}/members"),
+        Some(&auto),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(members["value"][0]["@odata.type"], "#microsoft.graph.user");
+    let u = graph(
+        &h,
+        "GET",
+        &format!("/v1.0/users/{adele}?$expand=memberOf"),
+        Some(&auto),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(u["memberOf"][0]["displayName"], "Finance");
+    let r = graph(
+        &h,
+        "DELETE",
+        &format!("/v1.0/groups/{gid}/members/{adele}/$ref"),
+        Some(&auto),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let no_header = graph(&h, "GET", "/v1.0/users?$count=true", Some(&auto), None).await;
+    assert_eq!(no_header.status, 400);
+    let req = http::Request::get("/v1.0/users?$count=true&$filter=startswith(displayName,%27A%27)")
+        .header("authorization", format!("Bearer {auto}"))
+        .header("consistencylevel", "eventual")
+        .body(Body::empty())
+        .unwrap();
+    let counted = h.send(req).await.json();
+    assert_eq!(counted["@odata.count"], 2, "{counted}");
+}

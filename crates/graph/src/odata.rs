@@ -11,6 +11,7 @@ pub struct Query {
     pub skip: usize,
     pub orderby: Option<(String, bool)>,
     pub count: bool,
+    pub expand: Vec<String>,
 }
 
 impl Query {
@@ -41,6 +42,7 @@ impl Query {
                     q.orderby = Some((prop, desc));
                 }
                 "count" => q.count = v.eq_ignore_ascii_case("true"),
+                "expand" => q.expand = v.split(',').map(|s| s.trim().to_owned()).collect(),
                 _ => {}
             }
         }

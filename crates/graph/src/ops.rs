@@ -298,7 +298,13 @@ async fn operate(
         ("POST", ["users"]) => create_user(state, ctx, &b).await,
         ("GET", ["users", _]) => {
             let u = find_user(&dir, seg(1))?;
-            Ok(entity(ctx, "users", user_default(u, q)))
+            let mut v = user_default(u, q);
+            if q.expand.iter().any(|e| e.eq_ignore_ascii_case("memberOf"))
+                && let Value::Object(o) = &mut v
+            {
+                o.insert("memberOf".into(), member_of(&dir, u.id).into());
+            }
+            Ok(entity(ctx, "users", v))
         }
         ("PATCH", ["users", _]) => update_user(state, ctx, find_user(&dir, seg(1))?.id, &b).await,
         ("DELETE", ["users", _]) => {
@@ -317,13 +323,17 @@ async fn operate(
         }
         ("GET", ["users", _, "memberof"]) => {
             let u = find_user(&dir, seg(1))?;
-            let items = dir
-                .directory_roles_of(u.id)
-                .into_iter()
-                .map(directory_role_json)
-                .collect();
-            collection(ctx, &base, &path, "directoryObjects", items, q, headers)
+            collection(
+                ctx,
+                &base,
+                &path,
+                "directoryObjects",
+                member_of(&dir, u.id),
+                q,
+                headers,
+            )
         }
+        (_, ["groups", ..]) => groups(state, ctx, &base, &path, m, &l, &segs, q, headers, &b).await,
         ("POST", ["users", _, "assignlicense"]) => {
             assign_license(state, ctx, find_user(&dir, seg(1))?.id, &b).await
         }
@@ -546,6 +556,53 @@ async fn operate(
         }
         _ => Err(graph::unsupported_route(m, &path)),
     }
+}
+
+fn find_group<'d>(dir: &'d Directory, raw: &str) -> Result<&'d Group, Denial> {
+    let id = parse_id(raw);
+    id.parse::<Uuid>()
+        .ok()
+        .and_then(|g| dir.groups.iter().find(|x| x.id == g))
+        .ok_or_else(|| graph::not_found(&id))
+}
+
+/// A user, group or service principal as `directoryObject` with its `@odata.type`.
+fn directory_object(dir: &Directory, id: Uuid) -> Option<Value> {
+    let tagged = |t: &str, mut v: Value| {
+        if let Value::Object(o) = &mut v {
+            let mut with = Map::new();
+            with.insert("@odata.type".into(), t.into());
+            with.extend(std::mem::take(o));
+            *o = with;
+        }
+        v
+    };
+    if let Some(u) = dir.user(id) {
+        return Some(tagged(
+            "#microsoft.graph.user",
+            user_default(u, &Query::default()),
+        ));
+    }
+    if let Some(g) = dir.groups.iter().find(|g| g.id == id) {
+        return Some(tagged("#microsoft.graph.group", to_json(g)));
+    }
+    dir.service_principal(id).map(|s| tagged("#microsoft.graph.servicePrincipal", json!({"id": s.id.to_string(), "appId": s.app_id.to_string(), "displayName": s.display_name})))
+}
+
+/// Groups (direct) and directory roles the principal is a member of.
+fn member_of(dir: &Directory, id: Uuid) -> Vec<Value> {
+    let mut out: Vec<Value> = dir
+        .groups
+        .iter()
+        .filter(|g| g.gatehouse_members.contains(&id))
+        .filter_map(|g| directory_object(dir, g.id))
+        .collect();
+    out.extend(
+        dir.directory_roles_of(id)
+            .into_iter()
+            .map(directory_role_json),
+    );
+    out
 }
 
 fn directory_role_json(template: Uuid) -> Value {
@@ -1082,4 +1139,144 @@ async fn add_role(state: &AppState, template: Uuid, principal: Uuid) -> Result<U
         .await
         .map_err(server_error)?;
     Ok(id)
+}
+
+/// `/groups`, `/groups/{id}`, `/groups/{id}/members[/$ref]`.
+#[allow(clippy::too_many_arguments)]
+async fn groups(
+    state: &AppState,
+    ctx: &RequestContext,
+    base: &str,
+    path: &str,
+    m: &str,
+    l: &[&str],
+    segs: &[String],
+    q: &Query,
+    headers: &HeaderMap,
+    b: &Map<String, Value>,
+) -> Outcome {
+    let dir = state.directory();
+    let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
+    match (m, l) {
+        ("GET", ["groups"]) => collection(
+            ctx,
+            base,
+            path,
+            "groups",
+            dir.groups.iter().map(to_json).collect(),
+            q,
+            headers,
+        ),
+        ("POST", ["groups"]) => {
+            let display = str_field(b, "displayName").ok_or_else(|| {
+                graph::bad_request(
+                    "Invalid value specified for property 'displayName' of resource 'Group'.",
+                )
+            })?;
+            let nickname = str_field(b, "mailNickname").ok_or_else(|| {
+                graph::bad_request(
+                    "Invalid value specified for property 'mailNickname' of resource 'Group'.",
+                )
+            })?;
+            let group = Group {
+                id: Uuid::new_v4(),
+                display_name: display.to_owned(),
+                description: str_field(b, "description").map(str::to_owned),
+                mail_nickname: nickname.to_owned(),
+                mail_enabled: b
+                    .get("mailEnabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                security_enabled: b
+                    .get("securityEnabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                group_types: b
+                    .get("groupTypes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                gatehouse_members: Vec::new(),
+            };
+            let json = to_json(&group);
+            state
+                .update_directory(|d| d.groups.push(group))
+                .await
+                .map_err(server_error)?;
+            Ok(created(ctx, "groups", json))
+        }
+        ("GET", ["groups", _]) => Ok(entity(ctx, "groups", to_json(find_group(&dir, seg(1))?))),
+        ("DELETE", ["groups", _]) => {
+            let id = find_group(&dir, seg(1))?.id;
+            state
+                .update_directory(|d| d.groups.retain(|g| g.id != id))
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        ("GET", ["groups", _, "members"]) => {
+            let g = find_group(&dir, seg(1))?;
+            let items = g
+                .gatehouse_members
+                .iter()
+                .filter_map(|m| directory_object(&dir, *m))
+                .collect();
+            collection(ctx, base, path, "directoryObjects", items, q, headers)
+        }
+        ("POST", ["groups", _, "members", "$ref"]) => {
+            let gid = find_group(&dir, seg(1))?.id;
+            let member = str_field(b, "@odata.id")
+                .and_then(|u| u.rsplit('/').next())
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .ok_or_else(|| {
+                    graph::bad_request("@odata.id must reference a directory object.")
+                })?;
+            directory_object(&dir, member).ok_or_else(|| graph::not_found(&member.to_string()))?;
+            if dir
+                .groups
+                .iter()
+                .any(|g| g.id == gid && g.gatehouse_members.contains(&member))
+            {
+                return Err(graph::bad_request(
+                    "One or more added object references already exist for the following modified properties: 'members'.",
+                ));
+            }
+            state
+                .update_directory(|d| {
+                    if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
+                        g.gatehouse_members.push(member);
+                    }
+                })
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        ("DELETE", ["groups", _, "members", _, "$ref"]) => {
+            let gid = find_group(&dir, seg(1))?.id;
+            let member: Uuid = parse_id(seg(3))
+                .parse()
+                .map_err(|_| graph::not_found(seg(3)))?;
+            if !dir
+                .groups
+                .iter()
+                .any(|g| g.id == gid && g.gatehouse_members.contains(&member))
+            {
+                return Err(graph::not_found(&member.to_string()));
+            }
+            state
+                .update_directory(|d| {
+                    if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
+                        g.gatehouse_members.retain(|x| *x != member);
+                    }
+                })
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        _ => Err(graph::unsupported_route(m, path)),
+    }
 }

@@ -36,6 +36,8 @@ pub struct Directory {
     pub role_assignments: Vec<DirectoryRoleAssignment>,
     #[serde(default)]
     pub subscribed_skus: Vec<SubscribedSku>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
 }
 
 /// Where a scope's permission lives: Microsoft Graph (served by the catalog),
@@ -68,6 +70,7 @@ impl Directory {
             app_role_assignments: Vec::new(),
             role_assignments: Vec::new(),
             subscribed_skus: Vec::new(),
+            groups: Vec::new(),
         }
     }
 

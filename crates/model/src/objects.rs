@@ -328,3 +328,22 @@ pub struct AppRoleAssignment {
     #[serde(default)]
     pub created_date_time: Option<String>,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: Uuid,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub mail_nickname: String,
+    #[serde(default)]
+    pub mail_enabled: bool,
+    #[serde(default = "yes")]
+    pub security_enabled: bool,
+    #[serde(default)]
+    pub group_types: Vec<String>,
+    /// Member object ids (users, service principals, groups); Graph shows them via /members.
+    #[serde(default)]
+    pub gatehouse_members: Vec<Uuid>,
+}
