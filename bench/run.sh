@@ -19,6 +19,8 @@
 #   CONNS="2 16"  WRK_THREADS=1  SIGN_SECS=10  COLD_RUNS=7  SETTLE=5 (s before RSS reads)
 #   QUIET_PCT=10 QUIET_MAX=90 (before each measurement wait until the machine is < QUIET_PCT %
 #   busy for 2 s, at most QUIET_MAX s — other tenants' compilers share these 2 cores)
+#   OTHER_MAX=15 RETRIES=2 (a case during which foreign load exceeded OTHER_MAX % of a core is
+#   measured again, up to RETRIES more times; the attempt with the least foreign load is kept)
 #   PERF=1 (also `perf record` Gatehouse during its 16-connection case; report in out/last-run)
 #   NO_RESULTS=1 (do not rewrite RESULTS.md)   SKIP_BUILD=1 (use the existing release binary)
 #   GATEHOUSE_BIN=path (measure another build, e.g. an unstripped one for PERF=1)
@@ -35,9 +37,11 @@ COLD_RUNS=${COLD_RUNS:-7}
 SETTLE=${SETTLE:-5}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_MAX=${QUIET_MAX:-90}
+OTHER_MAX=${OTHER_MAX:-15}
+RETRIES=${RETRIES:-2}
 PERF=${PERF:-0}
 COMMAND_LINE="bash bench/run.sh${*:+ $*}"
-for v in DURATION WARMUP WRK_THREADS SIGN_SECS COLD_RUNS SETTLE QUIET_PCT QUIET_MAX PERF NO_RESULTS SKIP_BUILD CONNS GATEHOUSE_BIN; do
+for v in DURATION WARMUP WRK_THREADS SIGN_SECS COLD_RUNS SETTLE QUIET_PCT QUIET_MAX OTHER_MAX RETRIES PERF NO_RESULTS SKIP_BUILD CONNS GATEHOUSE_BIN; do
   if [ -n "${!v+x}" ] && [ "$(env | grep -c "^$v=")" -gt 0 ]; then COMMAND_LINE="$v=\"${!v}\" $COMMAND_LINE"; fi
 done
 
@@ -147,15 +151,15 @@ wait_ready() { # URL CAFILE TIMEOUT_S PID
   return 1
 }
 
-# One measured case: LABEL SERVER_PID CONNS URL BODY
-run_case() {
-  local label=$1 pid=$2 c=$3 url=$4 body=$5 key="$1.c$3"
-  local s0 s1 t0 t1 b0 a0 si0 st0 b1 a1 si1 st1 perfpid=""
-  quiet_gate "$key"
-  log "  $label, $c connections: ${WARMUP}s warm-up + ${DURATION}s measured (wrk -t$WRK_THREADS)"
+# One measured attempt: LABEL SERVER_PID CONNS URL BODY ATTEMPT -> $WORK/wrk-KEY.aN.{txt,kv}
+measure_once() {
+  local label=$1 pid=$2 c=$3 url=$4 body=$5 n=$6 key="$1.c$3"
+  local f="$WORK/wrk-$key.a$n" s0 s1 t0 t1 b0 a0 si0 st0 b1 a1 si1 st1 perfpid=""
+  quiet_gate "$key.a$n"
+  log "  $label, $c connections (attempt $n): ${WARMUP}s warm-up + ${DURATION}s measured (wrk -t$WRK_THREADS)"
   FORM_BODY="$body" timeout $((WARMUP + 10)) wrk -t"$WRK_THREADS" -c"$c" -d"${WARMUP}s" \
-    -s "$BENCH_DIR/post_form.lua" "$url" > "$WORK/wrk-$key-warmup.txt" 2>&1 || true
-  if [ "$PERF" = 1 ] && [ "$label" = gatehouse ] && [ "$c" = 16 ] && command -v perf >/dev/null; then
+    -s "$BENCH_DIR/post_form.lua" "$url" > "$f.warmup.txt" 2>&1 || true
+  if [ "$PERF" = 1 ] && [ "$label" = gatehouse ] && [ "$c" = 16 ] && [ "$n" = 1 ] && command -v perf >/dev/null; then
     perf record -F 499 -g -p "$pid" -o "$WORK/perf-gatehouse-c16.data" -- sleep "$DURATION" \
       > "$WORK/perf-record.log" 2>&1 &
     perfpid=$!; PIDS+=("$perfpid")
@@ -164,20 +168,41 @@ run_case() {
   # The subshell's cutime+cstime after wrk exits = CPU used by timeout + wrk.
   (
     FORM_BODY="$body" timeout $((DURATION + 15)) wrk -t"$WRK_THREADS" -c"$c" -d"${DURATION}s" --latency \
-      -s "$BENCH_DIR/post_form.lua" "$url" > "$WORK/wrk-$key.txt" 2>&1 || true
+      -s "$BENCH_DIR/post_form.lua" "$url" > "$f.txt" 2>&1 || true
     read -r -a st < "/proc/$BASHPID/stat"
-    echo $(( st[15] + st[16] )) > "$WORK/wrk-$key.ticks"
+    echo $(( st[15] + st[16] )) > "$f.ticks"
   )
   s1=$(ticks "$pid"); t1=$(date +%s.%N); read -r b1 a1 si1 st1 < <(sysv)
   if [ -n "$perfpid" ]; then wait "$perfpid" 2>/dev/null || true; fi
-  kv "$key.server_ticks" "$((s1 - s0))"
-  kv "$key.wrk_ticks" "$(cat "$WORK/wrk-$key.ticks")"
-  kv "$key.wall_s" "$(python3 -c "print($t1-$t0)")"
-  kv "$key.machine_busy_ticks" "$((b1 - b0))"
-  kv "$key.machine_total_ticks" "$((a1 - a0))"
-  kv "$key.softirq_ticks" "$((si1 - si0))"
-  kv "$key.steal_ticks" "$((st1 - st0))"
-  grep -E 'Requests/sec|^ +99%' "$WORK/wrk-$key.txt" | tr -s ' ' | sed 's/^/    /' >&2 || true
+  {
+    echo "$key.server_ticks=$((s1 - s0))"
+    echo "$key.wrk_ticks=$(cat "$f.ticks")"
+    echo "$key.wall_s=$(python3 -c "print($t1-$t0)")"
+    echo "$key.machine_busy_ticks=$((b1 - b0))"
+    echo "$key.machine_total_ticks=$((a1 - a0))"
+    echo "$key.softirq_ticks=$((si1 - si0))"
+    echo "$key.steal_ticks=$((st1 - st0))"
+  } > "$f.kv"
+  # foreign load in % of one core: busy - server - wrk - softirq - steal
+  OTHER_PCT=$(( NCPU * 100 * ((b1 - b0) - (s1 - s0) - (si1 - si0) - (st1 - st0)) / ((a1 - a0) > 0 ? (a1 - a0) : 1) \
+    - 100 * $(cat "$f.ticks") / CLK_TCK / DURATION ))
+  grep -E 'Requests/sec|^ +99%' "$f.txt" | tr -s ' ' | sed 's/^/    /' >&2 || true
+  log "    foreign load during the attempt: ${OTHER_PCT}% of a core"
+}
+
+# One case: up to 1+RETRIES attempts while foreign load > OTHER_MAX %; keep the cleanest.
+run_case() {
+  local label=$1 pid=$2 c=$3 url=$4 body=$5 key="$1.c$3" n best="" best_other=""
+  for n in $(seq $((RETRIES + 1))); do
+    measure_once "$label" "$pid" "$c" "$url" "$body" "$n"
+    if [ -z "$best" ] || [ "$OTHER_PCT" -lt "$best_other" ]; then best=$n; best_other=$OTHER_PCT; fi
+    [ "$OTHER_PCT" -le "$OTHER_MAX" ] && break
+    [ "$n" -le "$RETRIES" ] && log "    foreign load ${OTHER_PCT}% > ${OTHER_MAX}%: measuring again"
+  done
+  cp "$WORK/wrk-$key.a$best.txt" "$WORK/wrk-$key.txt"
+  cat "$WORK/wrk-$key.a$best.kv" >> "$KV"
+  kv "$key.attempts" "$n"
+  kv "$key.kept_attempt" "$best"
 }
 
 # ---------------------------------------------------------------- 2. data dir + credentials
