@@ -122,6 +122,10 @@ causes! {
     CaeRevoked => "GH-CAE-REVOKED", ConditionalAccess, "The user's sessions were revoked after this CAE token was issued.";
     ResourceNotFoundGraph => "GH-GRAPH-NOT-FOUND", Permissions, "The object does not exist.";
     GraphBadRequest => "GH-GRAPH-BAD-REQUEST", ClientConfiguration, "Graph could not read the request.";
+    CaBlocked => "GH-CA-BLOCKED", ConditionalAccess, "A conditional access policy blocks this sign-in.";
+    CaMfaRequired => "GH-CA-MFA-REQUIRED", ConditionalAccess, "A conditional access policy requires multi-factor authentication, which this sign-in lacks.";
+    CaMfaRegistrationRequired => "GH-CA-MFA-REGISTRATION", ConditionalAccess, "A conditional access policy requires MFA and the user has no authenticator registered.";
+    MfaCodeInvalid => "GH-MFA-CODE-INVALID", UserAccess, "The verification code is wrong or expired.";
     ServerUnavailable => "GH-SERVER-UNAVAILABLE", ClientConfiguration, "Gatehouse could not complete the request (storage failure); retry.";
 }
 

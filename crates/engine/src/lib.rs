@@ -5,6 +5,7 @@
 //! act on or a [`Denial`], which carries the cause, the evidence, the fix and the exact
 //! wire error that Entra or Graph would send. HTTP layers only render `Denial::wire`.
 
+pub mod ca;
 pub mod cause;
 pub mod denial;
 pub mod graph;

@@ -89,6 +89,7 @@ fn directory() -> Directory {
         assigned_licenses: vec![],
         gatehouse_password_hash: None,
         sign_in_sessions_valid_from: None,
+        gatehouse_totp_secret: None,
     });
     d
 }

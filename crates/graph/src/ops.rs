@@ -334,6 +334,9 @@ async fn operate(
             )
         }
         (_, ["groups", ..]) => groups(state, ctx, &base, &path, m, &l, &segs, q, headers, &b).await,
+        (_, ["identity", "conditionalaccess", ..]) => {
+            conditional_access(state, ctx, &base, &path, m, &l, &segs, q, headers, &b).await
+        }
         ("POST", ["users", _, "assignlicense"]) => {
             assign_license(state, ctx, find_user(&dir, seg(1))?.id, &b).await
         }
@@ -758,6 +761,7 @@ async fn create_user(state: &AppState, ctx: &RequestContext, b: &Map<String, Val
         assigned_licenses: Vec::new(),
         gatehouse_password_hash: Some(hash(pw).await?),
         sign_in_sessions_valid_from: None,
+        gatehouse_totp_secret: None,
     };
     let json = user_json(&user);
     state
@@ -1272,6 +1276,172 @@ async fn groups(
                     if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
                         g.gatehouse_members.retain(|x| *x != member);
                     }
+                })
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        _ => Err(graph::unsupported_route(m, path)),
+    }
+}
+
+/// `/identity/conditionalAccess/policies[/{id}]` and `/authenticationContextClassReferences[/{id}]`.
+#[allow(clippy::too_many_arguments)]
+async fn conditional_access(
+    state: &AppState,
+    ctx: &RequestContext,
+    base: &str,
+    path: &str,
+    m: &str,
+    l: &[&str],
+    segs: &[String],
+    q: &Query,
+    headers: &HeaderMap,
+    b: &Map<String, Value>,
+) -> Outcome {
+    let dir = state.directory();
+    let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
+    let policy_set = "identity/conditionalAccess/policies";
+    let find = |raw: &str| -> Result<ConditionalAccessPolicy, Denial> {
+        let id = parse_id(raw);
+        id.parse::<Uuid>()
+            .ok()
+            .and_then(|u| dir.conditional_access_policies.iter().find(|p| p.id == u))
+            .cloned()
+            .ok_or_else(|| graph::not_found(&id))
+    };
+    let parse_policy = |v: Value| -> Result<ConditionalAccessPolicy, Denial> {
+        let p: ConditionalAccessPolicy = serde_json::from_value(v)
+            .map_err(|e| graph::bad_request(&format!("Invalid conditionalAccessPolicy: {e}")))?;
+        if !["enabled", "disabled", "enabledForReportingButNotEnforced"].contains(&p.state.as_str())
+        {
+            return Err(graph::bad_request(
+                "state must be enabled, disabled or enabledForReportingButNotEnforced.",
+            ));
+        }
+        Ok(p)
+    };
+    match (m, l) {
+        ("GET", ["identity", "conditionalaccess", "policies"]) => collection(
+            ctx,
+            base,
+            path,
+            policy_set,
+            dir.conditional_access_policies
+                .iter()
+                .map(to_json)
+                .collect(),
+            q,
+            headers,
+        ),
+        ("POST", ["identity", "conditionalaccess", "policies"]) => {
+            let mut p = parse_policy(Value::Object(b.clone()))?;
+            p.id = Uuid::new_v4();
+            p.created_date_time = Some(iso_now(ctx));
+            let json = to_json(&p);
+            state
+                .update_directory(|d| d.conditional_access_policies.push(p))
+                .await
+                .map_err(server_error)?;
+            Ok(created(ctx, policy_set, json))
+        }
+        ("GET", ["identity", "conditionalaccess", "policies", _]) => {
+            Ok(entity(ctx, policy_set, to_json(&find(seg(3))?)))
+        }
+        ("PATCH", ["identity", "conditionalaccess", "policies", _]) => {
+            let current = find(seg(3))?;
+            let mut merged = to_json(&current);
+            if let Value::Object(o) = &mut merged {
+                for (k, v) in b {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+            let mut p = parse_policy(merged)?;
+            p.id = current.id;
+            p.modified_date_time = Some(iso_now(ctx));
+            state
+                .update_directory(|d| {
+                    if let Some(x) = d
+                        .conditional_access_policies
+                        .iter_mut()
+                        .find(|x| x.id == current.id)
+                    {
+                        *x = p;
+                    }
+                })
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        ("DELETE", ["identity", "conditionalaccess", "policies", _]) => {
+            let id = find(seg(3))?.id;
+            state
+                .update_directory(|d| d.conditional_access_policies.retain(|p| p.id != id))
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        (
+            "GET",
+            [
+                "identity",
+                "conditionalaccess",
+                "authenticationcontextclassreferences",
+            ],
+        ) => collection(
+            ctx,
+            base,
+            path,
+            "identity/conditionalAccess/authenticationContextClassReferences",
+            dir.authentication_context_class_references
+                .iter()
+                .map(to_json)
+                .collect(),
+            q,
+            headers,
+        ),
+        (
+            "PATCH",
+            [
+                "identity",
+                "conditionalaccess",
+                "authenticationcontextclassreferences",
+                _,
+            ],
+        )
+        | (
+            "PUT",
+            [
+                "identity",
+                "conditionalaccess",
+                "authenticationcontextclassreferences",
+                _,
+            ],
+        ) => {
+            let id = parse_id(seg(3));
+            let valid = id
+                .strip_prefix('c')
+                .and_then(|n| n.parse::<u8>().ok())
+                .is_some_and(|n| (1..=99).contains(&n));
+            if !valid {
+                return Err(graph::bad_request(
+                    "The id of an authentication context must be c1 to c99.",
+                ));
+            }
+            let reference = AuthenticationContextClassReference {
+                id: id.clone(),
+                display_name: str_field(b, "displayName").unwrap_or(&id).to_owned(),
+                description: str_field(b, "description").map(str::to_owned),
+                is_available: b
+                    .get("isAvailable")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+            };
+            state
+                .update_directory(|d| {
+                    d.authentication_context_class_references
+                        .retain(|r| r.id != reference.id);
+                    d.authentication_context_class_references.push(reference);
                 })
                 .await
                 .map_err(server_error)?;

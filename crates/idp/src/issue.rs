@@ -47,6 +47,8 @@ pub struct IssueRequest<'a> {
     pub client_info: bool,
     /// Client capabilities (`xms_cc`) the request declared, e.g. `cp1`.
     pub capabilities: Vec<String>,
+    /// Authentication contexts satisfied (`acrs`).
+    pub acrs: Vec<String>,
     pub now: i64,
     /// Refresh-token family to continue (rotation), or None for a new one.
     pub family: Option<String>,
@@ -210,6 +212,9 @@ pub fn access_token_claims(
             let user_roles = dir.user_app_roles(user.id, &req.scopes.resource);
             if !user_roles.is_empty() {
                 insert(&mut c, "roles", user_roles);
+            }
+            if !req.acrs.is_empty() {
+                insert(&mut c, "acrs", req.acrs.clone());
             }
             insert(&mut c, "scp", req.granted.join(" "));
             if let Some(sid) = &auth.session_id {
@@ -390,6 +395,32 @@ pub enum IssueError {
     Signing,
     #[error(transparent)]
     Store(gatehouse_store::StoreError),
+}
+
+/// Authentication contexts a `claims` parameter asks for
+/// (`{"access_token":{"acrs":{"essential":true,"value":"c1"}}}` or `"values":[…]`).
+pub fn acrs_from_claims(claims: Option<&str>) -> Vec<String> {
+    let Some(raw) = claims else { return Vec::new() };
+    let Ok(v) = serde_json::from_str::<Value>(raw) else {
+        return Vec::new();
+    };
+    let Some(acrs) = v.pointer("/access_token/acrs") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = acrs
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(one) = acrs.get("value").and_then(Value::as_str) {
+        out.push(one.to_owned());
+    }
+    out
 }
 
 /// Client capabilities from a `claims` request parameter

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod password;
 pub mod random;
 pub mod secrets;
+pub mod totp;
 
 pub use jws::{JwtError, decode_unverified};
 pub use keys::{KeyMaterial, Keyring, SigningKey};

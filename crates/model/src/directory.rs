@@ -38,6 +38,10 @@ pub struct Directory {
     pub subscribed_skus: Vec<SubscribedSku>,
     #[serde(default)]
     pub groups: Vec<Group>,
+    #[serde(default)]
+    pub conditional_access_policies: Vec<ConditionalAccessPolicy>,
+    #[serde(default)]
+    pub authentication_context_class_references: Vec<AuthenticationContextClassReference>,
 }
 
 /// Where a scope's permission lives: Microsoft Graph (served by the catalog),
@@ -71,6 +75,8 @@ impl Directory {
             role_assignments: Vec::new(),
             subscribed_skus: Vec::new(),
             groups: Vec::new(),
+            conditional_access_policies: Vec::new(),
+            authentication_context_class_references: Vec::new(),
         }
     }
 

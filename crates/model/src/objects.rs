@@ -37,6 +37,9 @@ pub struct User {
     /// Unix seconds; tokens issued before are no longer valid (revokeSignInSessions, password change).
     #[serde(default)]
     pub sign_in_sessions_valid_from: Option<i64>,
+    /// A registered TOTP authenticator (RFC 6238), base32; never returned by Graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gatehouse_totp_secret: Option<String>,
 }
 
 fn yes() -> bool {
@@ -346,4 +349,86 @@ pub struct Group {
     /// Member object ids (users, service principals, groups); Graph shows them via /members.
     #[serde(default)]
     pub gatehouse_members: Vec<Uuid>,
+}
+
+/// A conditional access policy, in Graph's shape (the fields Gatehouse evaluates).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionalAccessPolicy {
+    #[serde(default)]
+    pub id: Uuid,
+    pub display_name: String,
+    /// `enabled`, `disabled` or `enabledForReportingButNotEnforced`.
+    pub state: String,
+    #[serde(default)]
+    pub conditions: CaConditions,
+    #[serde(default)]
+    pub grant_controls: Option<CaGrantControls>,
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+    #[serde(default)]
+    pub modified_date_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaConditions {
+    #[serde(default)]
+    pub users: CaUsers,
+    #[serde(default)]
+    pub applications: CaApplications,
+    #[serde(default)]
+    pub client_app_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaUsers {
+    #[serde(default)]
+    pub include_users: Vec<String>,
+    #[serde(default)]
+    pub exclude_users: Vec<String>,
+    #[serde(default)]
+    pub include_groups: Vec<String>,
+    #[serde(default)]
+    pub exclude_groups: Vec<String>,
+    #[serde(default)]
+    pub include_roles: Vec<String>,
+    #[serde(default)]
+    pub exclude_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaApplications {
+    #[serde(default)]
+    pub include_applications: Vec<String>,
+    #[serde(default)]
+    pub exclude_applications: Vec<String>,
+    #[serde(default)]
+    pub include_authentication_context_class_references: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaGrantControls {
+    #[serde(default = "or")]
+    pub operator: String,
+    #[serde(default)]
+    pub built_in_controls: Vec<String>,
+}
+
+fn or() -> String {
+    "OR".to_owned()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationContextClassReference {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "yes")]
+    pub is_available: bool,
 }

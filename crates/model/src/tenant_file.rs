@@ -21,6 +21,11 @@ pub struct TenantFile {
     pub users: Vec<UserEntry>,
     #[serde(default)]
     pub apps: Vec<AppEntry>,
+    /// Conditional access policies, in Graph's JSON shape (ids generated when absent).
+    #[serde(default)]
+    pub conditional_access_policies: Vec<crate::objects::ConditionalAccessPolicy>,
+    #[serde(default)]
+    pub authentication_contexts: Vec<crate::objects::AuthenticationContextClassReference>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +56,8 @@ pub struct UserEntry {
     pub licenses: Vec<String>,
     #[serde(default = "yes")]
     pub account_enabled: bool,
+    /// A TOTP authenticator (base32 secret) registered for MFA.
+    pub totp_secret: Option<String>,
 }
 
 fn yes() -> bool {
@@ -288,6 +295,7 @@ impl TenantFile {
                 assigned_licenses,
                 gatehouse_password_hash: Some(factory.hash_password(&password)?),
                 sign_in_sessions_valid_from: None,
+                gatehouse_totp_secret: u.totp_secret.clone(),
             });
             creds.users.insert(
                 u.key.clone(),
@@ -441,6 +449,14 @@ impl TenantFile {
         for a in &self.apps {
             self.apply_permissions(a, &mut dir, &creds, factory)?;
         }
+        for p in &self.conditional_access_policies {
+            let mut p = p.clone();
+            if p.id.is_nil() {
+                p.id = factory.new_id();
+            }
+            dir.conditional_access_policies.push(p);
+        }
+        dir.authentication_context_class_references = self.authentication_contexts.clone();
         Ok((dir, creds))
     }
 

@@ -33,6 +33,7 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
             nonce: None,
             client_info: false,
             capabilities: capabilities_from_claims(call.form.get("claims")),
+            acrs: Vec::new(),
             now: call.now,
             family: None,
         },

@@ -289,6 +289,39 @@ pub async fn user_tokens(
     family: Option<String>,
 ) -> Result<Value, Denial> {
     let capabilities = crate::issue::capabilities_from_claims(call.form.get("claims"));
+    // Conditional access is evaluated at every issuance to a user.
+    let grant_type = call.form.get("grant_type").unwrap_or("");
+    let acrs_requested = crate::issue::acrs_from_claims(call.form.get("claims"));
+    let sign_in = gatehouse_engine::ca::SignIn {
+        user,
+        client_app_id: call.app.app_id,
+        resource_app_id: scopes.resource.app_id,
+        client_app_type: if grant_type == "authorization_code" {
+            "browser"
+        } else {
+            "mobileAppsAndDesktopClients"
+        },
+        amr: &auth.amr,
+        acrs_requested: &acrs_requested,
+    };
+    let verdict = gatehouse_engine::ca::evaluate(&call.dir, &sign_in);
+    if let Some(d) = gatehouse_engine::ca::token_denial(
+        &call.dir,
+        &sign_in,
+        &verdict,
+        grant_type == "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ) {
+        return Err(d);
+    }
+    let acrs = match verdict {
+        gatehouse_engine::ca::Verdict::Allow { report_only, acrs } => {
+            for (policy, would) in report_only {
+                tracing::info!(target: "gatehouse::ca", %policy, would, user = %user.user_principal_name, "report-only conditional access policy");
+            }
+            acrs
+        }
+        _ => Vec::new(),
+    };
     let issued = crate::issue::issue(
         call.state,
         &call.dir,
@@ -302,6 +335,7 @@ pub async fn user_tokens(
             nonce,
             client_info: call.form.get("client_info") == Some("1"),
             capabilities,
+            acrs,
             now: call.now,
             family,
         },

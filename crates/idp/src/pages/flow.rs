@@ -64,6 +64,9 @@ pub struct LoginFlow {
     pub kmsi: bool,
     pub device_confirmed: bool,
     pub consent_done: bool,
+    /// A TOTP secret being registered during this sign-in.
+    #[serde(default)]
+    pub mfa_pending_secret: Option<String>,
     pub expires_at: i64,
 }
 
@@ -191,6 +194,7 @@ pub fn new_flow(
         kmsi: false,
         device_confirmed: false,
         consent_done: false,
+        mfa_pending_secret: None,
         expires_at: now + FLOW_LIFETIME,
     }
 }
@@ -377,6 +381,66 @@ pub async fn advance(
             StatusCode::OK,
             state.pages.password(&f, &user.user_principal_name, None),
         );
+    }
+    // Conditional access, once the password is known: block, or MFA before anything else.
+    if flow.kind != FlowKind::AdminConsent
+        && let Ok(scopes) = scope::resolve(&dir, &flow.scope, false)
+    {
+        let amr = flow
+            .auth
+            .as_ref()
+            .map(|a| a.amr.clone())
+            .unwrap_or_default();
+        let acrs = crate::issue::acrs_from_claims(flow.claims.as_deref());
+        let sign_in = gatehouse_engine::ca::SignIn {
+            user: &user,
+            client_app_id: app.app_id,
+            resource_app_id: scopes.resource.app_id,
+            client_app_type: "browser",
+            amr: &amr,
+            acrs_requested: &acrs,
+        };
+        match gatehouse_engine::ca::evaluate(&dir, &sign_in) {
+            verdict @ gatehouse_engine::ca::Verdict::Block { .. } => {
+                if let Some(d) = gatehouse_engine::ca::token_denial(&dir, &sign_in, &verdict, false)
+                {
+                    return render::error_page(state, &to_page(d), ctx, "authorize").await;
+                }
+            }
+            gatehouse_engine::ca::Verdict::NeedMfa { .. } => {
+                let registration = match &user.gatehouse_totp_secret {
+                    Some(_) => None,
+                    None => Some(
+                        flow.mfa_pending_secret
+                            .get_or_insert_with(gatehouse_jose::totp::new_secret)
+                            .clone(),
+                    ),
+                };
+                if let Err(d) = save(&flow).await {
+                    return render::error_page(state, &d, ctx, "authorize").await;
+                }
+                let (id, csrf, step) = step_form(&flow, "mfa");
+                let f = StepForm {
+                    action: &action,
+                    flow: &id,
+                    csrf: &csrf,
+                    step,
+                };
+                let uri = registration.as_deref().map(|s| {
+                    gatehouse_jose::totp::otpauth_uri(
+                        s,
+                        &dir.tenant.display_name,
+                        &user.user_principal_name,
+                    )
+                });
+                let reg = registration.as_deref().zip(uri.as_deref());
+                return html(
+                    StatusCode::OK,
+                    state.pages.mfa(&f, &user.user_principal_name, reg, None),
+                );
+            }
+            gatehouse_engine::ca::Verdict::Allow { .. } => {}
+        }
     }
     if !flow.kmsi_done {
         if let Err(d) = save(&flow).await {
@@ -921,6 +985,83 @@ async fn step(
                     )
                 }
             }
+        }
+        "mfa" if flow.auth.is_some() => {
+            let Some(user) = flow.user_id.and_then(|id| dir.user(id)).cloned() else {
+                return advance(state, flow, ctx, true).await;
+            };
+            let secret = user
+                .gatehouse_totp_secret
+                .clone()
+                .or_else(|| flow.mfa_pending_secret.clone())
+                .unwrap_or_default();
+            if !gatehouse_jose::totp::verify(&secret, form.get("otc").unwrap_or(""), now) {
+                let d = Denial::new(
+                    gatehouse_engine::Cause::MfaCodeInvalid,
+                    WireError::Page(AadError::new(
+                        200,
+                        "invalid_grant",
+                        50125,
+                        "The verification code is not valid.",
+                    )),
+                )
+                .fact("user", user.user_principal_name.clone())
+                .fix(
+                    "Type the current 6-digit code of the authenticator registered for this user.",
+                );
+                render::record(state, &d, ctx, "login").await;
+                let f = StepForm {
+                    action: &action,
+                    flow: &flow.id,
+                    csrf: &flow.csrf,
+                    step: "mfa",
+                };
+                let pending = flow.mfa_pending_secret.clone();
+                let uri = pending.as_deref().map(|s| {
+                    gatehouse_jose::totp::otpauth_uri(
+                        s,
+                        &dir.tenant.display_name,
+                        &user.user_principal_name,
+                    )
+                });
+                let reg = pending.as_deref().zip(uri.as_deref());
+                return html(
+                    StatusCode::OK,
+                    state.pages.mfa(
+                        &f,
+                        &user.user_principal_name,
+                        reg,
+                        Some("You didn't enter the expected verification code. Please try again."),
+                    ),
+                );
+            }
+            if user.gatehouse_totp_secret.is_none()
+                && let Some(new_secret) = flow.mfa_pending_secret.take()
+            {
+                let id = user.id;
+                if let Err(e) = state
+                    .update_directory(|d| {
+                        if let Some(u) = d.users.iter_mut().find(|u| u.id == id) {
+                            u.gatehouse_totp_secret = Some(new_secret);
+                        }
+                    })
+                    .await
+                {
+                    return render::error_page(
+                        state,
+                        &to_page(token::server_error(&e.to_string())),
+                        ctx,
+                        "login",
+                    )
+                    .await;
+                }
+            }
+            if let Some(auth) = flow.auth.as_mut()
+                && !auth.amr.iter().any(|m| m == "mfa")
+            {
+                auth.amr.push("mfa".into());
+            }
+            advance(state, flow, ctx, true).await
         }
         "kmsi" if flow.auth.is_some() => {
             flow.kmsi = form.get("kmsi") == Some("Yes");

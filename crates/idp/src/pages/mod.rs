@@ -53,6 +53,7 @@ impl Pages {
         template!(env, "device_code.html");
         template!(env, "device_confirm.html");
         template!(env, "message.html");
+        template!(env, "mfa.html");
         Ok(Pages { env })
     }
 
@@ -109,6 +110,30 @@ impl Pages {
 
     pub fn device_confirm(&self, f: &StepForm<'_>, username: &str, app_name: &str) -> String {
         self.render("device_confirm.html", context! { action => f.action, flow => f.flow, csrf => f.csrf, step => f.step, username, app_name })
+    }
+
+    /// The TOTP step; with `registration` (secret, otpauth URI) it shows the QR code first.
+    pub fn mfa(
+        &self,
+        f: &StepForm<'_>,
+        username: &str,
+        registration: Option<(&str, &str)>,
+        error: Option<&str>,
+    ) -> String {
+        let (registering, secret, otpauth_uri, qr_svg) = match registration {
+            Some((secret, uri)) => {
+                let svg = qrcode::QrCode::new(uri.as_bytes())
+                    .map(|c| {
+                        c.render::<qrcode::render::svg::Color<'_>>()
+                            .min_dimensions(180, 180)
+                            .build()
+                    })
+                    .unwrap_or_default();
+                (true, secret.to_owned(), uri.to_owned(), svg)
+            }
+            None => (false, String::new(), String::new(), String::new()),
+        };
+        self.render("mfa.html", context! { action => f.action, flow => f.flow, csrf => f.csrf, step => f.step, username, registering, secret, otpauth_uri, qr_svg, error })
     }
 
     pub fn message(&self, title: &str, text: &str) -> String {

@@ -1,0 +1,196 @@
+//! Conditional access at the token endpoint and on the pages: block, MFA (with TOTP
+//! registration and verification), report-only, disabled.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use axum::body::Body;
+use common::*;
+use serde_json::{Value, json};
+
+async fn automation(h: &Harness) -> String {
+    let a = h.app("automation");
+    h.token(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &a.client_id.to_string()),
+        ("client_secret", a.client_secret.as_deref().unwrap()),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ])
+    .await
+    .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn create_policy(h: &Harness, user: &str, state: &str, control: &str) -> String {
+    let t = automation(h).await;
+    let body = json!({"displayName": format!("{control} for {user}"), "state": state, "conditions": {"users": {"includeUsers": [h.user(user).object_id.to_string()]}, "applications": {"includeApplications": ["00000003-0000-0000-c000-000000000000"]}, "clientAppTypes": ["all"]}, "grantControls": {"operator": "OR", "builtInControls": [control]}});
+    let req = http::Request::post("/v1.0/identity/conditionalAccess/policies")
+        .header("authorization", format!("Bearer {t}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+async fn ropc(h: &Harness, user: &str) -> Reply {
+    let u = h.user(user);
+    h.token(&[
+        ("grant_type", "password"),
+        ("client_id", &h.app("public").client_id.to_string()),
+        ("username", &u.username),
+        ("password", &u.password),
+        ("scope", "User.Read offline_access"),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn block_policy_is_53003_and_report_only_does_not_enforce() {
+    let h = harness().await;
+    create_policy(
+        &h,
+        "unlicensed",
+        "enabledForReportingButNotEnforced",
+        "block",
+    )
+    .await;
+    assert_eq!(
+        ropc(&h, "unlicensed").await.status,
+        200,
+        "report-only never enforces"
+    );
+    create_policy(&h, "unlicensed", "disabled", "block").await;
+    assert_eq!(ropc(&h, "unlicensed").await.status, 200);
+    let id = create_policy(&h, "unlicensed", "enabled", "block").await;
+    let r = ropc(&h, "unlicensed").await;
+    let b = r.json();
+    assert_eq!(
+        (
+            r.status,
+            b["error"].as_str().unwrap(),
+            b["error_codes"][0].as_u64().unwrap(),
+            b["suberror"].as_str().unwrap()
+        ),
+        (400, "interaction_required", 53003, "message_only")
+    );
+    let e = h
+        .get(
+            &format!("/_gatehouse/explain/{}", b["trace_id"].as_str().unwrap()),
+            &[],
+        )
+        .await
+        .json();
+    assert_eq!(e["cause"], "GH-CA-BLOCKED");
+    assert!(e["evidence"].to_string().contains(&id));
+    assert_eq!(
+        ropc(&h, "user").await.status,
+        200,
+        "other users are not covered"
+    );
+}
+
+#[tokio::test]
+async fn mfa_policy_registration_then_totp_then_token_carries_mfa() {
+    let h = harness().await;
+    let policy = create_policy(&h, "user", "enabled", "mfa").await;
+    let r = ropc(&h, "user").await.json();
+    assert_eq!(r["error"], "interaction_required");
+    assert_eq!(
+        r["error_codes"][0], 50079,
+        "no authenticator registered yet: enroll"
+    );
+    assert_eq!(r["suberror"], "basic_action");
+    let challenge: Value = serde_json::from_str(r["claims"].as_str().unwrap()).unwrap();
+    assert_eq!(challenge["access_token"]["capolids"]["values"][0], policy);
+
+    // Interactive: password, then the registration page with the otpauth URI and QR code.
+    let web = h.app("web");
+    let u = h.user("user");
+    let q = format!(
+        "client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fauth%2Fcallback&scope=User.Read&login_hint={}",
+        web.client_id, u.username
+    );
+    let page = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
+    let cookies = page.cookies();
+    let mut fields = form_fields(&page.body);
+    fields.push(("passwd".into(), u.password.clone()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mfa = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    assert!(
+        mfa.body.contains("idTxtBx_SAOTCC_OTC")
+            && mfa.body.contains("idSubmit_SAOTCC_Continue")
+            && mfa.body.contains("<svg"),
+        "{}",
+        mfa.body
+    );
+    let secret = mfa
+        .body
+        .split("id=\"mfaSecret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(mfa.body.contains("otpauth:"), "the otpauth URI is shown");
+    let now = h.state.clock.now().unix_timestamp();
+    // A wrong code is refused on the page.
+    let mut fields = form_fields(&mfa.body);
+    fields.push(("otc".into(), "000000".into()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let again = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    assert!(again.body.contains("idSpan_SAOTCC_Error_OTC"));
+    let code = gatehouse_jose::totp::code_at(&secret, now).unwrap();
+    let mut fields = form_fields(&again.body);
+    fields.push(("otc".into(), code));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    assert!(kmsi.body.contains("KmsiCheckboxField"), "{}", kmsi.body);
+    let mut fields = form_fields(&kmsi.body);
+    fields.push(("kmsi".into(), "No".into()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let loc = done.location().to_owned();
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let t = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &web.client_id.to_string()),
+            ("client_secret", web.client_secret.as_deref().unwrap()),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:3000/auth/callback"),
+        ])
+        .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let c = claims(t.json()["access_token"].as_str().unwrap());
+    assert_eq!(c["amr"], json!(["pwd", "mfa"]));
+    // Registered now: ROPC says use MFA (50076), not enroll.
+    assert_eq!(ropc(&h, "user").await.json()["error_codes"][0], 50076);
+}
