@@ -122,7 +122,9 @@ pub fn evaluate(dir: &Directory, s: &SignIn<'_>) -> Verdict {
             continue;
         }
         if block {
-            return Verdict::Block { policy: Box::new(p.clone()) };
+            return Verdict::Block {
+                policy: Box::new(p.clone()),
+            };
         }
         if mfa && !mfa_done {
             need_mfa.push(p.clone());

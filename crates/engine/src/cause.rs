@@ -125,6 +125,7 @@ causes! {
     CaBlocked => "GH-CA-BLOCKED", ConditionalAccess, "A conditional access policy blocks this sign-in.";
     CaMfaRequired => "GH-CA-MFA-REQUIRED", ConditionalAccess, "A conditional access policy requires multi-factor authentication, which this sign-in lacks.";
     CaMfaRegistrationRequired => "GH-CA-MFA-REGISTRATION", ConditionalAccess, "A conditional access policy requires MFA and the user has no authenticator registered.";
+    AuthContextRequired => "GH-CA-AUTH-CONTEXT", ConditionalAccess, "This operation needs an authentication context (step-up) that the token does not carry.";
     MfaCodeInvalid => "GH-MFA-CODE-INVALID", UserAccess, "The verification code is wrong or expired.";
     ServerUnavailable => "GH-SERVER-UNAVAILABLE", ClientConfiguration, "Gatehouse could not complete the request (storage failure); retry.";
 }

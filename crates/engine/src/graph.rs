@@ -432,6 +432,16 @@ pub fn authorize(
                 .map(|a| a.permission.as_str())
                 .collect();
         }
+        // A read needs no write permission: name read-only ones first, then by privilege.
+        let privilege = |name: &str| {
+            accepted
+                .iter()
+                .find(|a| a.permission == name)
+                .and_then(|a| a.privilege_level)
+                .unwrap_or(u8::MAX)
+        };
+        let reads = method.eq_ignore_ascii_case("GET");
+        l.sort_by_key(|n| (reads && n.contains("Write"), privilege(n)));
         l
     };
     let token_kind_name = if kind == TokenKind::Application {
@@ -488,6 +498,56 @@ pub fn authorize(
         return Err(permission_denial(
             dir, call, method, path, &accepted, &least, &held, base,
         ));
+    }
+
+    // Authentication context (protected operations): step-up through a claims challenge.
+    if let Some(route) = catalog.match_route(method, path)
+        && let Some(op) = dir.protected_operations.iter().find(|o| {
+            o.method.eq_ignore_ascii_case(method) && o.path.eq_ignore_ascii_case(&route.template)
+        })
+    {
+        let acrs: Vec<&str> = call
+            .claims
+            .get("acrs")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !acrs
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&op.authentication_context))
+        {
+            let cae = call
+                .claims
+                .get("xms_cc")
+                .and_then(Value::as_array)
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|c| c.as_str().is_some_and(|c| c.eq_ignore_ascii_case("cp1")))
+                });
+            let challenge = format!(
+                r#"{{"access_token":{{"acrs":{{"essential":true,"value":"{}"}}}}}}"#,
+                op.authentication_context
+            );
+            let d = if cae {
+                let mut e = GraphError::new(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: AuthenticationContextRequired",
+                );
+                e.www_authenticate =
+                    Some(graph_www_authenticate(Some(&STANDARD.encode(&challenge))));
+                Denial::new(Cause::AuthContextRequired, WireError::Graph(e))
+            } else {
+                denied(path, Cause::AuthContextRequired)
+            };
+            return Err(d
+                .fact("operation", format!("{method} {}", route.template))
+                .fact("authentication context required", op.authentication_context.clone())
+                .fact("acrs in token", if acrs.is_empty() { "none".to_owned() } else { acrs.join(" ") })
+                .fact("client capabilities (xms_cc)", if cae { "cp1" } else { "none: Graph sends the claims challenge only to clients that declare cp1" })
+                .fix(format!("Request a token with claims={challenge} at the authorize endpoint (MSAL: claims_challenge), which runs the policies of context {} (e.g. MFA).", op.authentication_context))
+                .fix("Declare the client capability cp1 (MSAL client_capabilities=[\"CP1\"], azure-identity enable_cae=True) so Graph answers with a claims challenge the SDK can follow."));
+        }
     }
 
     // Effective permissions: a delegated call never exceeds the signed-in user's rights.
@@ -738,9 +798,10 @@ fn permission_denial(
                     .fix("Application permissions appear only in app-only tokens: use the client credentials flow (scope https://graph.microsoft.com/.default).")
                     .fix(format!("Or, to act as the user, request the delegated permission {} and get it consented.", least.join(" or ")));
             }
+            let best = least.first().copied().unwrap_or("");
             let admin = accepted
                 .iter()
-                .any(|a| least.contains(&a.permission.as_str()) && a.requires_admin_consent);
+                .any(|a| a.permission == best && a.requires_admin_consent);
             let mut d = denied(path, Cause::PermissionMissing)
                 .fact("token", "delegated (scp)")
                 .fact("scp", held_text)
@@ -750,8 +811,7 @@ fn permission_denial(
                     accepted_text,
                 )
                 .fix(format!(
-                    "Request the scope https://graph.microsoft.com/{} and have it consented{}.",
-                    least.first().copied().unwrap_or(""),
+                    "Request the scope https://graph.microsoft.com/{best} and have it consented{}.",
                     if admin {
                         " by an administrator (it needs admin consent)"
                     } else {

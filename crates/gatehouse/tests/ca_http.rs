@@ -194,3 +194,141 @@ async fn mfa_policy_registration_then_totp_then_token_carries_mfa() {
     // Registered now: ROPC says use MFA (50076), not enroll.
     assert_eq!(ropc(&h, "user").await.json()["error_codes"][0], 50076);
 }
+
+#[tokio::test]
+async fn authentication_context_step_up_at_graph() {
+    let h = harness().await;
+    let admin = h.user("admin");
+    let public = h.app("public");
+    let secret = gatehouse_jose::totp::new_secret();
+    let admin_id = admin.object_id;
+    let public_sp = public.service_principal_id;
+    let totp = secret.clone();
+    h.state
+        .update_directory(move |d| {
+            d.protected_operations.push(gatehouse_model::ProtectedOperation { method: "PATCH".into(), path: "/users/{id}".into(), authentication_context: "c1".into() });
+            let graph = d.resource_by_identifier("https://graph.microsoft.com").unwrap().id;
+            d.add_delegated_grant(public_sp, graph, None, &["User.ReadWrite.All".to_owned()], || "g1".into());
+            if let Some(u) = d.users.iter_mut().find(|u| u.id == admin_id) {
+                u.gatehouse_totp_secret = Some(totp);
+            }
+            d.conditional_access_policies.push(serde_json::from_value(json!({"id": "7a5c2c21-0000-4000-8000-0000000000c1", "displayName": "Step-up for c1", "state": "enabled", "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeAuthenticationContextClassReferences": ["c1"]}}, "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}})).unwrap());
+        })
+        .await
+        .unwrap();
+    let target = h.user("unlicensed").object_id;
+    let patch = |t: String| {
+        http::Request::patch(format!("/v1.0/users/{target}"))
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"displayName":"U"}"#))
+            .unwrap()
+    };
+    let ropc = |claims: Option<&'static str>| {
+        let mut f = vec![
+            ("grant_type", "password".to_owned()),
+            ("client_id", public.client_id.to_string()),
+            ("username", admin.username.clone()),
+            ("password", admin.password.clone()),
+            ("scope", "User.ReadWrite.All".to_owned()),
+        ];
+        if let Some(c) = claims {
+            f.push(("claims", c.to_owned()));
+        }
+        f
+    };
+    let cp1 = ropc(Some(r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#));
+    let f: Vec<(&str, &str)> = cp1.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let t = h.token(&f).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h.send(patch(t)).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let www = r.header("www-authenticate").unwrap().to_owned();
+    use base64::Engine;
+    let b64 = www.split("claims=\"").nth(1).unwrap().trim_end_matches('"');
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        decoded,
+        r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#
+    );
+    let plain = ropc(None);
+    let f: Vec<(&str, &str)> = plain.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let t = h.token(&f).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h.send(patch(t)).await;
+    assert_eq!(r.status, 403, "without cp1 Graph answers 403: {}", r.body);
+    // Step-up: authorize with the challenge, MFA on the page, the token carries acrs c1.
+    let claims_param = form_urlencoded::byte_serialize(decoded.as_bytes()).collect::<String>();
+    let q = format!(
+        "client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A5000&scope=User.ReadWrite.All&login_hint={}&claims={claims_param}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        public.client_id, admin.username
+    );
+    let page = h
+        .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
+        .await;
+    let cookies = page.cookies();
+    let mut fields = form_fields(&page.body);
+    fields.push(("passwd".into(), admin.password.clone()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mfa = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    assert!(
+        mfa.body.contains("idTxtBx_SAOTCC_OTC") && !mfa.body.contains("mfaSecret"),
+        "already registered: code only"
+    );
+    let mut fields = form_fields(&mfa.body);
+    fields.push((
+        "otc".into(),
+        gatehouse_jose::totp::code_at(&secret, h.state.clock.now().unix_timestamp()).unwrap(),
+    ));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let mut fields = form_fields(&kmsi.body);
+    fields.push(("kmsi".into(), "Yes".into()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let loc = done.location().to_owned();
+    assert!(
+        loc.starts_with("http://localhost:5000?code="),
+        "{loc} {}",
+        done.body
+    );
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &public.client_id.to_string()),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:5000"),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&t)["acrs"], json!(["c1"]));
+    assert_eq!(h.send(patch(t)).await.status, 204);
+}

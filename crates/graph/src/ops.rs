@@ -519,10 +519,13 @@ async fn operate(
         }
         ("POST", ["directoryroles", _, "members", "$ref"]) => {
             let raw = seg(1);
+            // SDKs percent-encode the `=` of the alternate key.
+            let decoded = parse_id(raw);
             let template = parse_id(
-                raw.strip_prefix("roleTemplateId=")
-                    .or_else(|| raw.strip_prefix("roletemplateid="))
-                    .unwrap_or(raw),
+                decoded
+                    .strip_prefix("roleTemplateId=")
+                    .or_else(|| decoded.strip_prefix("roletemplateid="))
+                    .unwrap_or(&decoded),
             );
             let template: Uuid = template.parse().map_err(|_| graph::not_found(raw))?;
             let member = str_field(&b, "@odata.id")

@@ -42,6 +42,8 @@ pub struct Directory {
     pub conditional_access_policies: Vec<ConditionalAccessPolicy>,
     #[serde(default)]
     pub authentication_context_class_references: Vec<AuthenticationContextClassReference>,
+    #[serde(default)]
+    pub protected_operations: Vec<ProtectedOperation>,
 }
 
 /// Where a scope's permission lives: Microsoft Graph (served by the catalog),
@@ -77,6 +79,7 @@ impl Directory {
             groups: Vec::new(),
             conditional_access_policies: Vec::new(),
             authentication_context_class_references: Vec::new(),
+            protected_operations: Vec::new(),
         }
     }
 

@@ -432,3 +432,15 @@ pub struct AuthenticationContextClassReference {
     #[serde(default = "yes")]
     pub is_available: bool,
 }
+
+/// A Graph operation that needs an authentication context (step-up), as Entra's
+/// "protected actions": a token without `acrs` containing the context is challenged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectedOperation {
+    pub method: String,
+    /// A Graph path template as in the permission catalog, e.g. `/users/{id}`.
+    pub path: String,
+    /// `c1` … `c99`.
+    pub authentication_context: String,
+}

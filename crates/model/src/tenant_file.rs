@@ -26,6 +26,9 @@ pub struct TenantFile {
     pub conditional_access_policies: Vec<crate::objects::ConditionalAccessPolicy>,
     #[serde(default)]
     pub authentication_contexts: Vec<crate::objects::AuthenticationContextClassReference>,
+    /// Graph operations that need an authentication context (step-up).
+    #[serde(default)]
+    pub protected_operations: Vec<crate::objects::ProtectedOperation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -457,6 +460,7 @@ impl TenantFile {
             dir.conditional_access_policies.push(p);
         }
         dir.authentication_context_class_references = self.authentication_contexts.clone();
+        dir.protected_operations = self.protected_operations.clone();
         Ok((dir, creds))
     }
 

@@ -487,8 +487,9 @@ def test_2_wrong_permission_delegated_user_read_lists_users(admin, authority, te
     assert "access_token" in r, r
     users = _ok(loop, sdk(r, ["User.ReadBasic.All"]).users.get())
     assert tenant.users.user_admin.username.lower() in {u.user_principal_name.lower() for u in users.value}
-    # Last, as it is about wording only: User.ReadBasic.All (the least privileged delegated permission for GET /users) is user-consentable
-    # (permissions.json DelegatedWork requiresAdminConsent=false; reference F.3): the fix must not say otherwise.
+    # Last, as it is about wording only: User.ReadBasic.All (the least privileged delegated permission for
+    # GET /users) is user-consentable (permissions.json DelegatedWork requiresAdminConsent=false; reference
+    # F.3), and the user's consent was just enough above: the fix must not say it needs admin consent.
     for f in x["fix"]:
         if "User.ReadBasic.All" in f["text"] and "User.Read.All" not in f["text"]:
             assert "needs admin consent" not in f["text"], f"User.ReadBasic.All needs no admin consent: {f['text']!r}"

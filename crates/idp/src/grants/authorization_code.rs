@@ -98,6 +98,7 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
         granted,
         record.nonce.clone(),
         family,
+        record.claims.as_deref(),
     )
     .await
 }

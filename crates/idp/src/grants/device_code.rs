@@ -216,7 +216,7 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
                     ));
                 }
             };
-            user_tokens(call, &scopes, &user, auth, granted, None, None).await
+            user_tokens(call, &scopes, &user, auth, granted, None, None, None).await
         }
     }
 }

@@ -287,11 +287,13 @@ pub async fn user_tokens(
     granted: Vec<String>,
     nonce: Option<String>,
     family: Option<String>,
+    stored_claims: Option<&str>,
 ) -> Result<Value, Denial> {
-    let capabilities = crate::issue::capabilities_from_claims(call.form.get("claims"));
+    let claims = call.form.get("claims").or(stored_claims);
+    let capabilities = crate::issue::capabilities_from_claims(claims);
     // Conditional access is evaluated at every issuance to a user.
     let grant_type = call.form.get("grant_type").unwrap_or("");
-    let acrs_requested = crate::issue::acrs_from_claims(call.form.get("claims"));
+    let acrs_requested = crate::issue::acrs_from_claims(claims);
     let sign_in = gatehouse_engine::ca::SignIn {
         user,
         client_app_id: call.app.app_id,

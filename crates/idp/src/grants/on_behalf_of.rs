@@ -101,5 +101,5 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
             .unwrap_or(call.now),
         session_id: s("sid").map(str::to_owned),
     };
-    user_tokens(call, &scopes, &user, &auth, granted, None, None).await
+    user_tokens(call, &scopes, &user, &auth, granted, None, None, None).await
 }

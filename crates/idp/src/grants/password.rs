@@ -47,5 +47,5 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
         auth_time: call.now,
         session_id: None,
     };
-    user_tokens(call, &scopes, &user, &auth, granted, None, None).await
+    user_tokens(call, &scopes, &user, &auth, granted, None, None, None).await
 }

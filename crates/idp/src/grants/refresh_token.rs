@@ -103,6 +103,7 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
         granted,
         None,
         handle.family.clone(),
+        None,
     )
     .await
 }

@@ -81,6 +81,9 @@ pub struct CodeRecord {
     pub nonce: Option<String>,
     pub auth: AuthFacts,
     pub expires_at: i64,
+    /// The `claims` of the authorize request (acrs, xms_cc), applied at redemption.
+    #[serde(default)]
+    pub claims: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -693,6 +696,7 @@ async fn complete(
                 nonce: flow.nonce.clone(),
                 auth,
                 expires_at: now + CODE_LIFETIME,
+                claims: flow.claims.clone(),
             };
             let family = random::token();
             let stored = match serde_json::to_string(&record) {
