@@ -127,6 +127,12 @@ causes! {
     CaMfaRegistrationRequired => "GH-CA-MFA-REGISTRATION", ConditionalAccess, "A conditional access policy requires MFA and the user has no authenticator registered.";
     AuthContextRequired => "GH-CA-AUTH-CONTEXT", ConditionalAccess, "This operation needs an authentication context (step-up) that the token does not carry.";
     MfaCodeInvalid => "GH-MFA-CODE-INVALID", UserAccess, "The verification code is wrong or expired.";
+    AppAssignmentRequired => "GH-APP-ASSIGNMENT-REQUIRED", UserAccess, "The resource requires an app-role assignment the user or app does not have.";
+    ResourceNotInRequiredAccess => "GH-RESOURCE-NOT-REQUESTED", Permissions, "The app asks for a resource its registration does not list in required permissions.";
+    UserPasswordExpired => "GH-USER-PASSWORD-EXPIRED", UserAccess, "The user's password has expired.";
+    UserFromOtherTenant => "GH-USER-OTHER-TENANT", UserAccess, "The user does not exist in this tenant (guest not invited).";
+    TokenForItself => "GH-TOKEN-FOR-ITSELF", ClientConfiguration, "The app requested a token for itself by URI instead of its app id.";
+    WrongApiForToken => "GH-AUD-OTHER-API", WrongResource, "The token's audience is another API than the one called.";
     ServerUnavailable => "GH-SERVER-UNAVAILABLE", ClientConfiguration, "Gatehouse could not complete the request (storage failure); retry.";
 }
 

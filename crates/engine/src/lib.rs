@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod cause;
 pub mod denial;
+pub mod doctor;
 pub mod graph;
 pub mod pkce;
 pub mod scope;

@@ -2,6 +2,7 @@
 //! stop it. The `gatehouse` binary and the Rust tests both use this face.
 
 pub mod bootstrap;
+pub mod doctor;
 pub mod server;
 pub mod tls;
 

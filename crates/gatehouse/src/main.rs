@@ -67,6 +67,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Explain a real Entra token, request and error, offline.
+    Doctor(gatehouse::doctor::DoctorArgs),
     /// Explain a denial by its request id (trace id), from the server's records.
     Explain {
         request_id: String,
@@ -88,6 +90,10 @@ async fn main() -> Result<()> {
             data_dir,
             json,
         } => explain(request_id, data_dir, json).await,
+        Command::Doctor(args) => {
+            let code = gatehouse::doctor::run(args, OffsetDateTime::now_utc().unix_timestamp())?;
+            std::process::exit(code);
+        }
     }
 }
 

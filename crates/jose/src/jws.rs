@@ -153,6 +153,52 @@ pub fn verify(keyring: &Keyring, token: &str) -> Result<Map<String, Value>, JwtE
     Ok(decoded.claims)
 }
 
+/// Verify an RS256 token against a published JWKS (for `doctor --jwks`): the key is
+/// chosen by `kid` (or `x5t`), the algorithm is pinned.
+pub fn verify_with_jwks(token: &str, jwks: &Value) -> Result<(), String> {
+    let decoded = decode_unverified(token).map_err(|e| e.to_string())?;
+    let alg = decoded
+        .header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if alg != "RS256" {
+        return Err(format!("algorithm {alg} is not RS256"));
+    }
+    let kid = decoded
+        .header
+        .get("kid")
+        .or_else(|| decoded.header.get("x5t"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let key = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .and_then(|keys| {
+            keys.iter()
+                .find(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+        })
+        .ok_or_else(|| format!("kid {kid} is not in the JWKS"))?;
+    let part = |k: &str| {
+        key.get(k)
+            .and_then(Value::as_str)
+            .and_then(|v| URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')).ok())
+    };
+    let (Some(n), Some(e)) = (part("n"), part("e")) else {
+        return Err("the JWK has no RSA n/e".into());
+    };
+    let token = token.trim();
+    let signing_input = token
+        .get(..decoded.signing_input_len)
+        .ok_or("not compact")?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(token.get(decoded.signing_input_len + 1..).unwrap_or(""))
+        .map_err(|_| "signature is not base64url".to_owned())?;
+    aws_lc_rs::signature::RsaPublicKeyComponents { n: &n, e: &e }
+        .verify(&RSA_PKCS1_2048_8192_SHA256, signing_input.as_bytes(), &sig)
+        .map_err(|_| "the signature does not verify with the JWKS key".to_owned())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
