@@ -218,6 +218,67 @@ pub fn authenticate(
                 .fact("claims challenge", challenge)
                 .fix("Pass the decoded claims to the token request (claims_challenge= in MSAL, claims= in azure-identity) and sign the user in again."));
         }
+        if cae && dir.user(user).is_none() {
+            return Err(cae_challenge(Cause::CaeRevoked, "TokenIssuedBeforeRevocationTimestamp", true, now)
+                .fact("user", format!("{user} no longer exists (deleted)"))
+                .fix("The user was deleted: this CAE token is revoked. Sign in with an existing account."));
+        }
+        // A policy changed after the token was issued: CAE re-evaluates it now.
+        if cae
+            && let (Some(changed), Some(u)) = (dir.conditional_access_changed_at, dir.user(user))
+            && iat < changed
+        {
+            let amr: Vec<String> = claims
+                .get("amr")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let acrs: Vec<String> = claims
+                .get("acrs")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sign_in = crate::ca::SignIn {
+                user: u,
+                client_app_id: app_id.parse().unwrap_or_default(),
+                resource_app_id: MICROSOFT_GRAPH_APP_ID,
+                client_app_type: "browser",
+                amr: &amr,
+                acrs_requested: &acrs,
+            };
+            let verdict = crate::ca::evaluate(dir, &sign_in);
+            if !matches!(verdict, crate::ca::Verdict::Allow { .. }) {
+                let what = match &verdict {
+                    crate::ca::Verdict::Block { policy } => {
+                        format!("blocked by {} ({})", policy.display_name, policy.id)
+                    }
+                    crate::ca::Verdict::NeedMfa { policies } => format!(
+                        "MFA required by {}",
+                        policies
+                            .iter()
+                            .map(|p| p.display_name.clone())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    crate::ca::Verdict::Allow { .. } => String::new(),
+                };
+                return Err(cae_challenge(Cause::CaeRevoked, "TokenCreatedWithOutdatedPolicies", false, changed)
+                    .fact("policies changed at", changed.to_string())
+                    .fact("token issued (iat)", iat.to_string())
+                    .fact("re-evaluation", what)
+                    .fix("Acquire a new token with the claims challenge (interactively if MFA is now required)."));
+            }
+        }
         Caller::Delegated {
             user,
             app_id,
@@ -229,6 +290,24 @@ pub fn authenticate(
         }
     };
     Ok(GraphCall { caller, claims })
+}
+
+/// A CAE 401 with Graph's challenge header (`nbf` claims request).
+fn cae_challenge(cause: Cause, code: &str, claims_wording: bool, nbf: i64) -> Denial {
+    let challenge =
+        format!(r#"{{"access_token":{{"nbf":{{"essential":true, "value":"{nbf}"}}}}}}"#);
+    let message = if claims_wording {
+        format!(
+            "Continuous access evaluation resulted in claims challenge with result: InteractionRequired and code: {code}"
+        )
+    } else {
+        format!(
+            "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: {code}"
+        )
+    };
+    let mut e = GraphError::new(401, "InvalidAuthenticationToken", message);
+    e.www_authenticate = Some(graph_www_authenticate(Some(&STANDARD.encode(&challenge))));
+    Denial::new(cause, WireError::Graph(e)).fact("claims challenge", challenge)
 }
 
 fn wrong_audience(aud: &str) -> Denial {

@@ -332,3 +332,83 @@ async fn authentication_context_step_up_at_graph() {
     assert_eq!(claims(&t)["acrs"], json!(["c1"]));
     assert_eq!(h.send(patch(t)).await.status, 204);
 }
+
+#[tokio::test]
+async fn cae_reevaluates_after_a_policy_change_and_after_deletion() {
+    let h = harness().await;
+    let u = h.user("user");
+    let pubc = h.app("public").client_id.to_string();
+    let form = |claims: Option<&'static str>| {
+        let mut f = vec![
+            ("grant_type", "password".to_owned()),
+            ("client_id", pubc.clone()),
+            ("username", u.username.clone()),
+            ("password", u.password.clone()),
+            ("scope", "User.Read".to_owned()),
+        ];
+        if let Some(c) = claims {
+            f.push(("claims", c.to_owned()));
+        }
+        f
+    };
+    let cae = get(
+        &h,
+        form(Some(r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#)),
+    )
+    .await;
+    let plain = get(&h, form(None)).await;
+    let me = |t: String| {
+        http::Request::get("/v1.0/me")
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(h.send(me(cae.clone())).await.status, 200);
+    h.state.clock.advance(2);
+    create_policy(&h, "user", "enabled", "mfa").await;
+    let r = h.send(me(cae.clone())).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("TokenCreatedWithOutdatedPolicies"));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("insufficient_claims")
+    );
+    assert_eq!(
+        h.send(me(plain)).await.status,
+        200,
+        "non-CAE tokens keep working until they expire"
+    );
+
+    // Deleting the user revokes their CAE tokens.
+    let other = h.user("unlicensed");
+    let f = vec![
+        ("grant_type", "password".to_owned()),
+        ("client_id", pubc.clone()),
+        ("username", other.username.clone()),
+        ("password", other.password.clone()),
+        ("scope", "User.Read".to_owned()),
+        (
+            "claims",
+            r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#.to_owned(),
+        ),
+    ];
+    let t = get(&h, f).await;
+    let auto = automation(&h).await;
+    let del = http::Request::delete(format!("/v1.0/users/{}", other.object_id))
+        .header("authorization", format!("Bearer {auto}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.send(del).await.status, 204);
+    let r = h.send(me(t)).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("TokenIssuedBeforeRevocationTimestamp"));
+}
+
+async fn get(h: &Harness, f: Vec<(&'static str, String)>) -> String {
+    let ff: Vec<(&str, &str)> = f.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    h.token(&ff).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

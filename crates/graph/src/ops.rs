@@ -1303,6 +1303,7 @@ async fn conditional_access(
     b: &Map<String, Value>,
 ) -> Outcome {
     let dir = state.directory();
+    let now = ctx.unix();
     let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
     let policy_set = "identity/conditionalAccess/policies";
     let find = |raw: &str| -> Result<ConditionalAccessPolicy, Denial> {
@@ -1343,7 +1344,10 @@ async fn conditional_access(
             p.created_date_time = Some(iso_now(ctx));
             let json = to_json(&p);
             state
-                .update_directory(|d| d.conditional_access_policies.push(p))
+                .update_directory(|d| {
+                    d.conditional_access_policies.push(p);
+                    d.conditional_access_changed_at = Some(now);
+                })
                 .await
                 .map_err(server_error)?;
             Ok(created(ctx, policy_set, json))
@@ -1371,6 +1375,7 @@ async fn conditional_access(
                     {
                         *x = p;
                     }
+                    d.conditional_access_changed_at = Some(now);
                 })
                 .await
                 .map_err(server_error)?;
@@ -1379,7 +1384,10 @@ async fn conditional_access(
         ("DELETE", ["identity", "conditionalaccess", "policies", _]) => {
             let id = find(seg(3))?.id;
             state
-                .update_directory(|d| d.conditional_access_policies.retain(|p| p.id != id))
+                .update_directory(|d| {
+                    d.conditional_access_policies.retain(|p| p.id != id);
+                    d.conditional_access_changed_at = Some(now);
+                })
                 .await
                 .map_err(server_error)?;
             Ok(reply::no_content(ctx))

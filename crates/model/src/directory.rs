@@ -44,6 +44,9 @@ pub struct Directory {
     pub authentication_context_class_references: Vec<AuthenticationContextClassReference>,
     #[serde(default)]
     pub protected_operations: Vec<ProtectedOperation>,
+    /// When conditional access last changed (Unix seconds): CAE re-evaluates older tokens.
+    #[serde(default)]
+    pub conditional_access_changed_at: Option<i64>,
 }
 
 /// Where a scope's permission lives: Microsoft Graph (served by the catalog),
@@ -80,6 +83,7 @@ impl Directory {
             conditional_access_policies: Vec::new(),
             authentication_context_class_references: Vec::new(),
             protected_operations: Vec::new(),
+            conditional_access_changed_at: None,
         }
     }
 
