@@ -944,3 +944,135 @@ async fn session_gives_single_sign_on_and_prompt_none_without_session_is_login_r
         again.location()
     );
 }
+
+/// Golden file of a token response and the claims of its tokens, with the values that
+/// change on every issuance (tokens, times, opaque ids) masked.
+#[tokio::test]
+async fn token_response_golden() {
+    let h = harness().await;
+    let u = h.user("user");
+    let r = h
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &h.app("public").client_id.to_string()),
+            ("username", &u.username),
+            ("password", &u.password),
+            (
+                "scope",
+                "https://graph.microsoft.com/User.Read openid profile offline_access",
+            ),
+            ("client_info", "1"),
+        ])
+        .await;
+    let mut body = r.json();
+    let at = claims(body["access_token"].as_str().unwrap());
+    let id = claims(body["id_token"].as_str().unwrap());
+    let header = gatehouse_jose::decode_unverified(body["access_token"].as_str().unwrap())
+        .unwrap()
+        .header;
+    for k in ["access_token", "refresh_token", "id_token"] {
+        body[k] = serde_json::json!(format!("<{k}>"));
+    }
+    let lifetime = body["expires_in"].as_i64().unwrap();
+    assert!((3600..5400).contains(&lifetime), "60-90 minutes, as Entra");
+    body["expires_in"] = serde_json::json!("<60-90 min>");
+    body["ext_expires_in"] = serde_json::json!("<60-90 min>");
+    let mask = |mut v: serde_json::Value| {
+        for k in ["iat", "nbf", "exp", "auth_time"] {
+            if v.get(k).is_some() {
+                v[k] = serde_json::json!("<unix time>");
+            }
+        }
+        for k in ["aio", "rh", "uti", "sid"] {
+            if v.get(k).is_some() {
+                v[k] = serde_json::json!("<opaque>");
+            }
+        }
+        v
+    };
+    let mut header = serde_json::Value::Object(header);
+    for k in ["nonce", "kid", "x5t"] {
+        header[k] = serde_json::json!(format!("<{k}>"));
+    }
+    let all = serde_json::json!({"response": body, "access_token_header": header, "access_token_claims": mask(at), "id_token_claims": mask(id)});
+    golden(
+        "token-response-ropc.json",
+        &serde_json::to_string_pretty(&all).unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn graph_role_activation_members_and_grant_deletion() {
+    let h = harness().await;
+    let d = h.app("automation");
+    let t = h
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &d.client_id.to_string()),
+            ("client_secret", d.client_secret.as_deref().unwrap()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .await
+        .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |m: &str, p: &str, b: Option<serde_json::Value>| {
+        let mut r = http::Request::builder()
+            .method(m)
+            .uri(p)
+            .header("authorization", format!("Bearer {t}"));
+        if b.is_some() {
+            r = r.header("content-type", "application/json");
+        }
+        r.body(axum::body::Body::from(
+            b.map(|v| v.to_string()).unwrap_or_default(),
+        ))
+        .unwrap()
+    };
+    let r = h
+        .send(send(
+            "POST",
+            "/v1.0/directoryRoles",
+            Some(serde_json::json!({"roleTemplateId": "fe930be7-5e62-47db-91af-98c3a49a38b1"})),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let members = h
+        .send(send(
+            "GET",
+            "/v1.0/directoryRoles/roleTemplateId=fe930be7-5e62-47db-91af-98c3a49a38b1/members",
+            None,
+        ))
+        .await
+        .json();
+    assert_eq!(
+        members["value"][0]["userPrincipalName"],
+        h.user("user_admin").username
+    );
+    let grants = h
+        .send(send("GET", "/v1.0/oauth2PermissionGrants", None))
+        .await
+        .json();
+    let first = grants["value"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.send(send(
+            "DELETE",
+            &format!("/v1.0/oauth2PermissionGrants/{first}"),
+            None
+        ))
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        h.send(send(
+            "DELETE",
+            &format!("/v1.0/oauth2PermissionGrants/{first}"),
+            None
+        ))
+        .await
+        .status,
+        404
+    );
+}

@@ -499,6 +499,61 @@ async fn operate(
             headers,
         ),
         ("POST", ["oauth2permissiongrants"]) => create_grant(state, ctx, &b).await,
+        // Activating a role from its template: roles are always active here, so this
+        // returns the role object (as Graph does for a role already activated).
+        ("POST", ["directoryroles"]) => {
+            let template: Uuid = str_field(&b, "roleTemplateId")
+                .and_then(|t| t.parse().ok())
+                .filter(|t| roles::display_name(*t).is_some())
+                .ok_or_else(|| {
+                    graph::bad_request(
+                        "roleTemplateId must be the id of a directory role template.",
+                    )
+                })?;
+            Ok(created(
+                ctx,
+                "directoryRoles",
+                directory_role_json(template),
+            ))
+        }
+        ("GET", ["directoryroles", _, "members"]) => {
+            let decoded = parse_id(seg(1));
+            let template: Uuid = decoded
+                .strip_prefix("roleTemplateId=")
+                .unwrap_or(&decoded)
+                .parse()
+                .map_err(|_| graph::not_found(seg(1)))?;
+            let items = dir
+                .role_assignments
+                .iter()
+                .filter(|r| r.role_definition_id == template)
+                .filter_map(|r| directory_object(&dir, r.principal_id))
+                .collect();
+            collection(ctx, &base, &path, "directoryObjects", items, q, headers)
+        }
+        ("DELETE", ["oauth2permissiongrants", _]) => {
+            let id = parse_id(seg(1));
+            if !dir.oauth2_permission_grants.iter().any(|g| g.id == id) {
+                return Err(graph::not_found(&id));
+            }
+            state
+                .update_directory(|d| d.oauth2_permission_grants.retain(|g| g.id != id))
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
+        ("DELETE", ["serviceprincipals", _, "approleassignedto", _])
+        | ("DELETE", ["serviceprincipals", _, "approleassignments", _]) => {
+            let id = parse_id(seg(3));
+            if !dir.app_role_assignments.iter().any(|a| a.id == id) {
+                return Err(graph::not_found(&id));
+            }
+            state
+                .update_directory(|d| d.app_role_assignments.retain(|a| a.id != id))
+                .await
+                .map_err(server_error)?;
+            Ok(reply::no_content(ctx))
+        }
         ("GET", ["directoryroles"]) => {
             let mut active: Vec<Uuid> = dir
                 .role_assignments

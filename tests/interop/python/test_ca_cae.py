@@ -199,13 +199,13 @@ class RecordingCredential:
         return tok
 
 
-def _graph_client(srv, credential):
+def _graph_client(srv, credential, scopes=(GRAPH_DEFAULT,)):
     from msgraph import GraphRequestAdapter, GraphServiceClient
     from msgraph.graph_request_adapter import options as graph_default_options
     from msgraph_core import GraphClientFactory
     from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
-    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_DEFAULT], allowed_hosts=["localhost"])
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=list(scopes), allowed_hosts=["localhost"])
     http = GraphClientFactory.create_with_default_middleware(
         client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(srv.ca_path)), http2=True),
         options=graph_default_options)
@@ -232,13 +232,18 @@ def test_azure_identity_enable_cae_and_msgraph_sdk_retry(srv, admin):
     assert "xms_cc" not in decode_jwt(plain.token)[1]
 
     cred = RecordingCredential(inner)
-    client = _graph_client(srv, cred)
+    # A named scope, not .default: for .default Gatehouse's response `scope` lists the granted scopes
+    # without ".default", so MSAL's AT cache never matches and every get_token silently refreshes -- the
+    # refresh after the revocation fails (50173) and azure-identity signs in again *before* kiota's call,
+    # so Graph would never get to send the challenge. With User.Read the cached (revoked) token is used.
+    client = _graph_client(srv, cred, scopes=("https://graph.microsoft.com/User.Read",))
     loop = asyncio.new_event_loop()
     try:
         me = loop.run_until_complete(client.me.get())
         assert me.id == u["id"]
         assert cred.calls and cred.calls[0]["enable_cae"] is True and cred.calls[0]["claims"] is None, cred.calls
         first_token = cred.calls[-1]["token"]
+        assert decode_jwt(first_token)[1]["xms_cc"] == ["cp1"]
 
         srv.advance(2)
         _ok(admin.call("POST", f"/users/{u['id']}/revokeSignInSessions"))
@@ -252,7 +257,6 @@ def test_azure_identity_enable_cae_and_msgraph_sdk_retry(srv, admin):
         me2 = loop.run_until_complete(client.me.get())
         assert me2.id == u["id"]
         retry = cred.calls[n:]
-        print("DEBUG", [(c["claims"], decode_jwt(c["token"])[1]["iat"], c["token"] == first_token) for c in cred.calls], revoked_at)
         assert any(call["claims"] == ch["raw"] for call in retry), retry
         assert all(call["enable_cae"] for call in retry), retry
         new_token = retry[-1]["token"]
