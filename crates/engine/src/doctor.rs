@@ -133,15 +133,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 }
 
 fn strs(claims: &Map<String, Value>, k: &str) -> Vec<String> {
-    match claims.get(k) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    }
+    crate::strings(claims.get(k))
 }
 
 fn s(claims: &Map<String, Value>, k: &str) -> String {

@@ -228,26 +228,8 @@ pub fn authenticate(
             && let (Some(changed), Some(u)) = (dir.conditional_access_changed_at, dir.user(user))
             && iat < changed
         {
-            let amr: Vec<String> = claims
-                .get("amr")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let acrs: Vec<String> = claims
-                .get("acrs")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let amr: Vec<String> = crate::strings(claims.get("amr"));
+            let acrs: Vec<String> = crate::strings(claims.get("acrs"));
             let sign_in = crate::ca::SignIn {
                 user: u,
                 client_app_id: app_id.parse().unwrap_or_default(),

@@ -18,3 +18,16 @@ pub mod wire;
 pub use cause::{Cause, Section};
 pub use denial::{Denial, Fact, Step};
 pub use wire::{RequestContext, WireError};
+
+/// The strings of a JSON array member (`amr`, `roles`, `wids`, `acrs`); a lone string counts as one.
+pub fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
+    match v {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}

@@ -123,13 +123,7 @@ async fn mfa_policy_registration_then_totp_then_token_carries_mfa() {
         .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
         .await;
     let cookies = page.cookies();
-    let mut fields = form_fields(&page.body);
-    fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let mfa = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let mfa = submit(&h, &page, &cookies, "passwd", u.password.clone()).await;
     assert!(
         mfa.body.contains("idTxtBx_SAOTCC_OTC")
             && mfa.body.contains("idSubmit_SAOTCC_Continue")
@@ -149,30 +143,12 @@ async fn mfa_policy_registration_then_totp_then_token_carries_mfa() {
     assert!(mfa.body.contains("otpauth:"), "the otpauth URI is shown");
     let now = h.state.clock.now().unix_timestamp();
     // A wrong code is refused on the page.
-    let mut fields = form_fields(&mfa.body);
-    fields.push(("otc".into(), "000000".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let again = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let again = submit(&h, &mfa, &cookies, "otc", "000000").await;
     assert!(again.body.contains("idSpan_SAOTCC_Error_OTC"));
     let code = gatehouse_jose::totp::code_at(&secret, now).unwrap();
-    let mut fields = form_fields(&again.body);
-    fields.push(("otc".into(), code));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let kmsi = submit(&h, &again, &cookies, "otc", code).await;
     assert!(kmsi.body.contains("KmsiCheckboxField"), "{}", kmsi.body);
-    let mut fields = form_fields(&kmsi.body);
-    fields.push(("kmsi".into(), "No".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let done = submit(&h, &kmsi, &cookies, "kmsi", "No").await;
     let loc = done.location().to_owned();
     let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
         .find(|(k, _)| k == "code")
@@ -276,13 +252,7 @@ async fn authentication_context_step_up_at_graph() {
         .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
         .await;
     let cookies = page.cookies();
-    let mut fields = form_fields(&page.body);
-    fields.push(("passwd".into(), admin.password.clone()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let mfa = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let mfa = submit(&h, &page, &cookies, "passwd", admin.password.clone()).await;
     assert!(
         mfa.body.contains("idTxtBx_SAOTCC_OTC") && !mfa.body.contains("mfaSecret"),
         "already registered: code only"
@@ -297,13 +267,7 @@ async fn authentication_context_step_up_at_graph() {
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
-    let mut fields = form_fields(&kmsi.body);
-    fields.push(("kmsi".into(), "Yes".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let done = submit(&h, &kmsi, &cookies, "kmsi", "Yes").await;
     let loc = done.location().to_owned();
     assert!(
         loc.starts_with("http://localhost:5000?code="),

@@ -565,20 +565,8 @@ async fn replayed_code_revokes_the_access_token_at_graph() {
         .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
         .await;
     let cookies = page.cookies();
-    let mut fields = form_fields(&page.body);
-    fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
-    let mut fields = form_fields(&kmsi.body);
-    fields.push(("kmsi".into(), "No".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let kmsi = submit(&h, &page, &cookies, "passwd", u.password.clone()).await;
+    let done = submit(&h, &kmsi, &cookies, "kmsi", "No").await;
     let code: String =
         form_urlencoded::parse(done.location().split_once('?').unwrap().1.as_bytes())
             .find(|(k, _)| k == "code")

@@ -627,20 +627,8 @@ async fn expired_code_is_70008_with_moved_clock() {
         "login_hint skips the user name page"
     );
     let cookies = page.cookies();
-    let mut fields = form_fields(&page.body);
-    fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
-    let mut fields = form_fields(&kmsi.body);
-    fields.push(("kmsi".into(), "Yes".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let kmsi = submit(&h, &page, &cookies, "passwd", u.password.clone()).await;
+    let done = submit(&h, &kmsi, &cookies, "kmsi", "Yes").await;
     let loc = done.location().to_owned();
     let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
         .find(|(k, _)| k == "code")
@@ -675,20 +663,8 @@ async fn admin_only_scope_for_non_admin_is_90094_page() {
         .get(&format!("/{TENANT}/oauth2/v2.0/authorize?{q}"), &[])
         .await;
     let cookies = page.cookies();
-    let mut fields = form_fields(&page.body);
-    fields.push(("passwd".into(), u.password.clone()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let kmsi = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
-    let mut fields = form_fields(&kmsi.body);
-    fields.push(("kmsi".into(), "No".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let r = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let kmsi = submit(&h, &page, &cookies, "passwd", u.password.clone()).await;
+    let r = submit(&h, &kmsi, &cookies, "kmsi", "No").await;
     assert!(
         r.body.contains("AADSTS90094") && r.body.contains("Need admin approval"),
         "{}",
@@ -838,13 +814,7 @@ async fn admin_consent_grants_required_permissions_for_everyone() {
         "{}",
         consent.body
     );
-    let mut fields = form_fields(&consent.body);
-    fields.push(("action".into(), "Accept".into()));
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let done = h.post_form(&format!("/{TENANT}/login"), &f, &cookies).await;
+    let done = submit(&h, &consent, &cookies, "action", "Accept").await;
     let loc = done.location();
     assert!(
         loc.contains("admin_consent=True")

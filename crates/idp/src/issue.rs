@@ -407,16 +407,7 @@ pub fn acrs_from_claims(claims: Option<&str>) -> Vec<String> {
     let Some(acrs) = v.pointer("/access_token/acrs") else {
         return Vec::new();
     };
-    let mut out: Vec<String> = acrs
-        .get("values")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut out: Vec<String> = gatehouse_engine::strings(acrs.get("values"));
     if let Some(one) = acrs.get("value").and_then(Value::as_str) {
         out.push(one.to_owned());
     }

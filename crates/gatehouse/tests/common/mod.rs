@@ -164,3 +164,21 @@ pub fn form_fields(html: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Submit the form of a sign-in page with one more field (the page's hidden fields,
+/// flow id and CSRF token included), as a browser would.
+pub async fn submit(
+    h: &Harness,
+    page: &Reply,
+    cookies: &[String],
+    field: &str,
+    value: impl Into<String>,
+) -> Reply {
+    let mut fields = form_fields(&page.body);
+    fields.push((field.to_owned(), value.into()));
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    h.post_form(&format!("/{TENANT}/login"), &f, cookies).await
+}

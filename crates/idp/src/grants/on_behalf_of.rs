@@ -83,15 +83,8 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
             ));
         }
     };
-    let amr = claims
-        .get("amr")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+    let amr = Some(gatehouse_engine::strings(claims.get("amr")))
+        .filter(|a| !a.is_empty())
         .unwrap_or_else(|| vec!["pwd".to_owned()]);
     let auth = AuthFacts {
         amr,
