@@ -80,6 +80,16 @@ pub fn malformed_grant(detail: &str) -> Denial {
     .fact("problem", detail)
 }
 
+/// The user a code or refresh token was issued to no longer exists (deleted).
+pub fn grant_user_deleted(user: Uuid) -> Denial {
+    Denial::new(
+        Cause::GrantRevoked,
+        token(400, "invalid_grant", 50034, "The user account {EmailHidden} does not exist in the directory. To sign into this application, the account must be added to the directory."),
+    )
+    .fact("user", format!("{user} (deleted)"))
+    .fix("The grant's user was deleted; sign in with an existing account.")
+}
+
 pub fn tenant_unknown(segment: &str) -> Denial {
     Denial::new(
         Cause::TenantUnknown,

@@ -342,6 +342,10 @@ pub async fn issue(
         Subject::User { user, auth } => {
             let mut scope: Vec<String> =
                 req.granted.iter().map(|g| req.scopes.qualify(g)).collect();
+            // Entra lists `.default` too when it was requested, so MSAL's cache finds the token.
+            if req.scopes.default {
+                scope.push(req.scopes.qualify(".default"));
+            }
             scope.extend(req.scopes.oidc.iter().cloned());
             insert(&mut body, "scope", scope.join(" "));
             insert(&mut body, "expires_in", lifetime);

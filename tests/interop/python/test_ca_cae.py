@@ -352,11 +352,11 @@ def test_user_deleted(srv, admin):
     rr = refresh(srv, cae["refresh_token"])
     results["refresh"] = (rr.status_code, rr.json().get("error"), rr.json().get("error_codes"))
     print("user deleted ->", json.dumps(results))
-    # Observed: both tokens -> 404 Request_ResourceNotFound on /me (no CAE challenge: there is no user left
-    # to carry a revocation time); the refresh token -> 400 invalid_request 9002313. Entra would answer the
-    # refresh with invalid_grant (the user no longer exists); see the report. What must hold either way:
-    # nothing of the user is served any more, and the refresh token is refused.
-    assert results["cae"][0] in (401, 404), results
+    # Observed (server at 923a11c): the CAE token -> 401 + the TokenIssuedBeforeRevocationTimestamp challenge
+    # (deleting the user revokes its CAE tokens); the non-CAE token -> 404 Request_ResourceNotFound on /me;
+    # the refresh token -> 400 invalid_request 9002313 (Entra would say invalid_grant: see the report).
+    assert results["cae"][0] == 401 and results["cae"][1] == "InvalidAuthenticationToken", results
+    assert_cae_challenge(srv.graph_call("GET", "/me", cae["access_token"]))
     assert results["plain"][0] in (401, 404), results
     assert rr.status_code == 400, rr.text
     r = ropc(srv, u)

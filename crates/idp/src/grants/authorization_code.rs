@@ -72,7 +72,7 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
         .dir
         .user(record.user_id)
         .cloned()
-        .ok_or_else(|| token::malformed_request("the user of this code no longer exists"))?;
+        .ok_or_else(|| token::grant_user_deleted(record.user_id))?;
     // The token request may narrow the scopes; it defaults to those of the authorize request.
     let scopes = scope::resolve(
         &call.dir,

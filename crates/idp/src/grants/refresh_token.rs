@@ -65,9 +65,11 @@ pub async fn grant(call: &TokenCall<'_>) -> Result<Value, Denial> {
     let Some((record, handle, _)) = parsed else {
         return Err(token::malformed_request("refresh token unreadable"));
     };
-    let user = call.dir.user(record.user_id).cloned().ok_or_else(|| {
-        token::malformed_request("the user of this refresh token no longer exists")
-    })?;
+    let user = call
+        .dir
+        .user(record.user_id)
+        .cloned()
+        .ok_or_else(|| token::grant_user_deleted(record.user_id))?;
     if !user.account_enabled {
         return Err(token::sign_in(
             &call.dir,
