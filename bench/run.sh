@@ -295,11 +295,32 @@ if [ -f "$WORK/perf-gatehouse-c16.data" ]; then
 fi
 
 # ---------------------------------------------------------------- 6. signing ceiling
-quiet_gate sign
-log "signing ceiling: $NCPU thread(s) x ${SIGN_SECS}s RS256 (cargo run --release -p gatehouse-jose --example sign_ceiling)"
-(cd "$ROOT" && timeout $((SIGN_SECS + 300)) cargo run -q --release -p gatehouse-jose --example sign_ceiling -- "$SIGN_SECS" "$NCPU") \
-  > "$WORK/sign_ceiling.txt" 2>&1 || die "sign_ceiling failed: $(tail -5 "$WORK/sign_ceiling.txt")"
-sed 's/^/    /' "$WORK/sign_ceiling.txt" >&2
+# A limit, so the best attempt is kept; re-measured (up to RETRIES more times) while foreign
+# load (machine busy - the signing process - softirq - steal) exceeds OTHER_MAX % of a core.
+(cd "$ROOT" && cargo build -q --release -p gatehouse-jose --example sign_ceiling) >&2 || die "building sign_ceiling failed"
+best_total=-1
+for n in $(seq $((RETRIES + 1))); do
+  quiet_gate "sign.a$n"
+  log "signing ceiling (attempt $n): $NCPU thread(s) x ${SIGN_SECS}s RS256 (cargo run --release -p gatehouse-jose --example sign_ceiling)"
+  read -r b0 a0 si0 st0 < <(sysv)
+  (
+    cd "$ROOT" && timeout $((SIGN_SECS + 300)) cargo run -q --release -p gatehouse-jose --example sign_ceiling -- "$SIGN_SECS" "$NCPU" \
+      > "$WORK/sign_ceiling.a$n.txt" 2>&1 || exit 1
+    read -r -a st < "/proc/$BASHPID/stat"
+    echo $(( st[15] + st[16] )) > "$WORK/sign_ceiling.a$n.ticks"
+  ) || die "sign_ceiling failed: $(tail -5 "$WORK/sign_ceiling.a$n.txt")"
+  read -r b1 a1 si1 st1 < <(sysv)
+  sign_other=$(( NCPU * 100 * ((b1 - b0) - $(cat "$WORK/sign_ceiling.a$n.ticks") - (si1 - si0) - (st1 - st0)) / ((a1 - a0) > 0 ? (a1 - a0) : 1) ))
+  total=$(awk '/^SIGN_CEILING/{for(i=1;i<=NF;i++) if ($i ~ /^total=/) {sub("total=","",$i); print $i}}' "$WORK/sign_ceiling.a$n.txt")
+  sed 's/^/    /' "$WORK/sign_ceiling.a$n.txt" >&2
+  log "    foreign load during the attempt: ${sign_other}% of a core"
+  if [ "${total:-0}" -gt "$best_total" ]; then
+    best_total=${total:-0}; cp "$WORK/sign_ceiling.a$n.txt" "$WORK/sign_ceiling.txt"
+    kv sign.kept_attempt "$n"; kv sign.other_pct "$sign_other"
+  fi
+  kv sign.attempts "$n"
+  [ "$sign_other" -le "$OTHER_MAX" ] && break
+done
 
 # ---------------------------------------------------------------- 7. versions + report
 {

@@ -235,7 +235,9 @@ def main():
     md.append("## Signing ceiling (same run)")
     md.append("")
     md.append(f"`cargo run --release -p gatehouse-jose --example sign_ceiling -- {kv.get('sign_secs')} {ceil_threads}`: "
-              "RSA-2048 PKCS#1 v1.5 SHA-256 with aws-lc-rs `RsaKeyPair`, one thread per core, nothing else running.")
+              "RSA-2048 PKCS#1 v1.5 SHA-256 with aws-lc-rs `RsaKeyPair`, one thread per core, servers stopped. "
+              f"Kept attempt {kv.get('sign.kept_attempt', '1')} of {kv.get('sign.attempts', '1')} (the fastest; "
+              f"foreign load during it: {kv.get('sign.other_pct', 'n/a')} % of a core).")
     md.append("")
     md.append("```")
     md.extend(sign_txt.strip().splitlines())

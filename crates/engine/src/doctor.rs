@@ -192,7 +192,14 @@ fn aud_matches(api: &Api, aud: &str) -> bool {
             a.ends_with(".sharepoint.com") || a == "00000003-0000-0ff1-ce00-000000000000"
         }
         Api::Other(host) => {
-            a.contains(host.as_str()) || a.parse::<Uuid>().is_ok() || a.starts_with("api://")
+            // A Microsoft Graph or Azure AD Graph token is never for someone else's API.
+            let microsoft = graph::is_graph_audience(aud)
+                || a == "https://graph.windows.net"
+                || a == "00000002-0000-0000-c000-000000000000";
+            !microsoft
+                && (a.contains(host.as_str())
+                    || a.parse::<Uuid>().is_ok()
+                    || a.starts_with("api://"))
         }
     }
 }
@@ -578,7 +585,12 @@ pub fn diagnose(case: &Case) -> Result<Report, DoctorError> {
     // A token-endpoint error names its cause directly.
     if let Some(err) = &response.token_endpoint_error {
         let codes = codes_in(err);
-        let Some(code) = codes.first().copied() else {
+        let Some(code) = codes
+            .iter()
+            .copied()
+            .find(|c| aadsts(*c).is_some())
+            .or(codes.first().copied())
+        else {
             report.checks.push(check(
                 "token endpoint error",
                 Status::Warn,
@@ -792,17 +804,15 @@ pub fn diagnose(case: &Case) -> Result<Report, DoctorError> {
         return Ok(finish(report, Some(d)));
     }
 
+    let expired_denial = || {
+        Denial::new(Cause::GraphTokenExpired, crate::wire::WireError::Graph(crate::wire::GraphError::new(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")))
+            .fact("exp", exp.to_string())
+            .fact("now", case.now.to_string())
+            .fix("Get a new token (MSAL acquire_token_silent refreshes it); never reuse an access token past expires_in.")
+    };
     let Some(req) = &case.request else {
         if expired {
-            let d = graph::authenticate(
-                &directory_from_token(&claims, &[], false),
-                TokenFacts::Verified(claims.clone()),
-                false,
-                &format!("https://login.microsoftonline.com/{tid}/v2.0"),
-                case.now,
-            )
-            .err();
-            return Ok(finish(report, d));
+            return Ok(finish(report, Some(expired_denial())));
         }
         report.checks.push(check(
             "request",
@@ -823,8 +833,15 @@ pub fn diagnose(case: &Case) -> Result<Report, DoctorError> {
         if aud_ok { Status::Pass } else { Status::Fail },
         format!("aud {aud} for {api:?}"),
     ));
+    if expired {
+        return Ok(finish(report, Some(expired_denial())));
+    }
+    let www_says_audience = response.www_authenticate.as_deref().is_some_and(|w| {
+        let w = w.to_ascii_lowercase();
+        w.contains("audience") && w.contains("invalid")
+    });
     if api != Api::MicrosoftGraph {
-        if !aud_ok {
+        if !aud_ok || www_says_audience {
             let d = Denial::new(Cause::WrongApiForToken, crate::wire::WireError::Graph(crate::wire::GraphError::new(401, "InvalidAuthenticationToken", "Invalid audience")))
                 .fact("aud", aud.clone())
                 .fact("API called", req.url.clone())
@@ -929,7 +946,21 @@ pub fn diagnose(case: &Case) -> Result<Report, DoctorError> {
                         .and_then(Value::as_str)
                         .unwrap_or("");
                     report.checks.push(check("response", Status::Warn, format!("Graph answered {st} {code} although the token's permissions allow this call")));
-                    let cause = if body_keys_password(&facts) && app_only {
+                    let message = response
+                        .body
+                        .as_ref()
+                        .and_then(|b| b.pointer("/error/message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let cause = if st == 401 && message.contains("Continuous access evaluation") {
+                        Cause::CaeRevoked
+                    } else if st == 401 && message.contains("expired") {
+                        Cause::GraphTokenExpired
+                    } else if st == 401 {
+                        Cause::GraphTokenSignature
+                    } else if code == "MailboxNotEnabledForRESTAPI" {
+                        Cause::UserUnlicensed
+                    } else if body_keys_password(&facts) && app_only {
                         Cause::AppDirectoryRoleMissing
                     } else if app_only {
                         Cause::AppPermissionNotConsented
@@ -947,6 +978,24 @@ pub fn diagnose(case: &Case) -> Result<Report, DoctorError> {
                     None
                 }
             }
+        }
+        Err(d)
+            if d.cause == Cause::PermissionMissing
+                && app_only
+                && report.token.as_ref().is_some_and(|t| t.roles.is_empty()) =>
+        {
+            // No roles claim at all: no application permission was ever granted to the app.
+            let appid = report
+                .token
+                .as_ref()
+                .map(|t| t.appid.clone())
+                .unwrap_or_default();
+            let mut n = Denial::new(Cause::AppPermissionNotConsented, d.wire.clone())
+                .fact("roles", "absent: the app holds no granted application permission")
+                .fix("Add the application permission to the app registration and grant admin consent (only then does a client-credentials token carry roles); then get a new token.")
+                .fix_link("Admin consent URL", format!("https://login.microsoftonline.com/{tid}/v2.0/adminconsent?client_id={appid}&scope=https://graph.microsoft.com/.default"));
+            n.evidence.extend(d.evidence);
+            Some(n)
         }
         Err(d) => Some(d),
     };

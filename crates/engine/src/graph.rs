@@ -555,6 +555,24 @@ pub fn authorize(
             .fact("accepted permissions", "none for this token type"));
     }
 
+    // Some permissions count only together with another (catalog `AlsoRequires`).
+    if let Some(a) = accepted.iter().find(|a| holds(&a.permission))
+        && !accepted.iter().filter(|x| holds(&x.permission)).any(|x| {
+            x.also_requires
+                .iter()
+                .all(|r| holds(r) || holds(&r.replace(".Read.", ".ReadWrite.")))
+        })
+    {
+        return Err(denied(path, Cause::PermissionMissing)
+            .fact("operation", format!("{method} {path}"))
+            .fact("held", a.permission.clone())
+            .fact("also required", a.also_requires.join(", "))
+            .fix(format!(
+                "{} works for this operation only together with {}: add and consent it too.",
+                a.permission,
+                a.also_requires.join(" and ")
+            )));
+    }
     if !accepted.iter().any(|a| holds(&a.permission)) {
         return Err(permission_denial(
             dir, call, method, path, &accepted, &least, &held, base,
@@ -879,6 +897,7 @@ fn permission_denial(
                         " (the user can consent)"
                     }
                 ));
+            d = d.fix("If the app was given an application permission for this instead: application permissions reach only app-only tokens (client credentials), never a user's token.");
             if admin {
                 d = d.fix_link("Admin consent URL", admin_consent_url(base, dir, &app_id));
             }
