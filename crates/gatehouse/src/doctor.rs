@@ -38,9 +38,13 @@ pub struct DoctorArgs {
     /// Judge expiry at this Unix time instead of now.
     #[arg(long)]
     pub now: Option<i64>,
-    /// A JWKS file to verify the signature with.
+    /// A JWKS file, or a loopback URL serving one (Gatehouse's own), to verify the signature.
     #[arg(long)]
     pub jwks: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust when fetching --jwks over HTTPS; Gatehouse's
+    /// `<data-dir>/tls/ca.pem` is trusted by default when it exists.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// A JSON case file (header/claims or token, request, response, now).
     #[arg(long)]
     pub case: Option<PathBuf>,
@@ -378,7 +382,61 @@ pub fn render_text(r: &Report, colour: bool) -> String {
     out
 }
 
-pub fn run(args: DoctorArgs, now: i64) -> Result<i32> {
+/// Fetch a JWKS from a loopback URL (never anywhere else: the doctor stays offline).
+async fn fetch_jwks(url: &str, ca: Option<&std::path::Path>) -> Result<String> {
+    let parsed = reqwest::Url::parse(url).context("--jwks URL")?;
+    let loopback = matches!(
+        parsed.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+    );
+    if !loopback {
+        bail!(
+            "--jwks URLs are fetched only from loopback (localhost, 127.0.0.1, ::1); save the JWKS to a file instead"
+        );
+    }
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5));
+    let default_ca = crate::bootstrap::DataDir::new(crate::bootstrap::DataDir::default_path())
+        .tls()
+        .join("ca.pem");
+    let ca_path = ca
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| default_ca.exists().then_some(default_ca));
+    if let Some(p) = ca_path {
+        let pem = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let body = builder
+        .build()?
+        .get(parsed)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(body)
+}
+
+pub async fn run(mut args: DoctorArgs, now: i64) -> Result<i32> {
+    if let Some(j) = args
+        .jwks
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+        .map(str::to_owned)
+    {
+        match fetch_jwks(&j, args.ca.as_deref()).await {
+            Ok(body) => {
+                let path = std::env::temp_dir()
+                    .join(format!("gatehouse-doctor-jwks-{}.json", std::process::id()));
+                std::fs::write(&path, body)?;
+                args.jwks = Some(path);
+            }
+            Err(e) => {
+                eprintln!("gatehouse doctor: {e:#}");
+                return Ok(2);
+            }
+        }
+    }
     let case = match build_case(&args, now) {
         Ok(c) => c,
         Err(e) => {

@@ -91,7 +91,8 @@ async fn main() -> Result<()> {
             json,
         } => explain(request_id, data_dir, json).await,
         Command::Doctor(args) => {
-            let code = gatehouse::doctor::run(args, OffsetDateTime::now_utc().unix_timestamp())?;
+            let code =
+                gatehouse::doctor::run(args, OffsetDateTime::now_utc().unix_timestamp()).await?;
             std::process::exit(code);
         }
     }

@@ -376,3 +376,41 @@ async fn get(h: &Harness, f: Vec<(&'static str, String)>) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[tokio::test]
+async fn on_behalf_of_under_a_block_policy_is_invalid_grant_53003() {
+    let h = harness().await;
+    let u = h.user("user");
+    let api = h.app("api");
+    let r = h
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &h.app("public").client_id.to_string()),
+            ("username", &u.username),
+            ("password", &u.password),
+            ("scope", api.scope.as_deref().unwrap()),
+        ])
+        .await;
+    let user_token = r.json()["access_token"].as_str().unwrap().to_owned();
+    create_policy(&h, "user", "enabled", "block").await;
+    let r = h
+        .token(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", &api.client_id.to_string()),
+            ("client_secret", api.client_secret.as_deref().unwrap()),
+            ("assertion", &user_token),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("requested_token_use", "on_behalf_of"),
+        ])
+        .await;
+    let b = r.json();
+    assert_eq!(
+        (
+            b["error"].as_str().unwrap(),
+            b["error_codes"][0].as_u64().unwrap(),
+            b["suberror"].as_str().unwrap()
+        ),
+        ("invalid_grant", 53003, "message_only"),
+        "{b}"
+    );
+}

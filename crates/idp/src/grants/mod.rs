@@ -171,12 +171,10 @@ async fn token_inner(
         .parse()
         .ok()
         .and_then(|id| dir.application_by_app_id(id))
-        .ok_or_else(|| token::client_unknown(&client_id, &dir))?
-        .clone();
+        .ok_or_else(|| token::client_unknown(&client_id, &dir))?;
     let client_sp = dir
         .service_principal_by_app_id(app.app_id)
-        .ok_or_else(|| token::client_unknown(&client_id, &dir))?
-        .clone();
+        .ok_or_else(|| token::client_unknown(&client_id, &dir))?;
 
     let now = ctx.unix();
     let assertion = form.get("client_assertion");
@@ -189,25 +187,25 @@ async fn token_inner(
             PresentedCredential::Several
         }
         (Some(secret), None, None) | (None, Some(secret), None) => {
-            PresentedCredential::Secret(check_secret(state, &app, secret, now))
+            PresentedCredential::Secret(check_secret(state, app, secret, now))
         }
         (None, None, Some(a)) => {
             if form.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION_TYPE) {
                 return Err(token::missing_parameter("client_assertion_type"));
             }
-            PresentedCredential::Assertion(check_assertion(state, &app, &dir, tenant, a, now).await)
+            PresentedCredential::Assertion(check_assertion(state, app, &dir, tenant, a, now).await)
         }
         (None, None, None) => PresentedCredential::None,
     };
-    let method = token::authenticate_client(&app, &presented, grant, false)?;
+    let method = token::authenticate_client(app, &presented, grant, false)?;
     let call = TokenCall {
         state,
         dir: dir.clone(),
         ctx,
         form: &form,
         tenant: tenant_ref,
-        app: &app,
-        client_sp: &client_sp,
+        app,
+        client_sp,
         method,
         now,
     };
