@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and in-process HTTP tests, then the real-client interop
 # suites (MSAL Python, azure-identity, msal-node, openid-client, Chromium) against a real
-# `gatehouse serve` on loopback. Needs scripts/install-test-deps.sh to have run once.
+# `gatehouse serve` on loopback. Installs what the suites need first (idempotent, quick once done).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install-test-deps.sh
 
 echo "== cargo build"
 cargo build --workspace --all-targets --locked
