@@ -1,4 +1,6 @@
-//! Builds a [`Catalog`] from the three parsed input files.
+//! Builds the catalog's permissions and routes from the three input files.
+//!
+//! Also compiled into `build.rs`, which runs it on the embedded data.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,8 +10,8 @@ use crate::raw::{
     self, DescriptionsFile, ProvisioningFile, RawDeployment, RawDescription, RawPermission,
     RawScheme, Str,
 };
-use crate::route::{self, Entry, RouterBuilder};
-use crate::{Catalog, CatalogError, IdSource, Permission, PermissionVariant, Scheme};
+use crate::route::{self, Entry, Router, RouterBuilder};
+use crate::{CatalogError, IdSource, Permission, PermissionVariant, Scheme};
 
 /// Microsoft Graph's application id.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
@@ -18,7 +20,7 @@ pub(crate) fn build(
     permissions: &[u8],
     provisioning: &[u8],
     descriptions: &[u8],
-) -> Result<Catalog, CatalogError> {
+) -> Result<(Vec<Permission>, Router), CatalogError> {
     let prov_file: ProvisioningFile<'_> =
         serde_json::from_slice(provisioning).map_err(|source| CatalogError::Json {
             file: "provisioningInfo.json",
@@ -130,7 +132,7 @@ pub(crate) fn build(
     drop(ids);
     drop(desc_file);
     drop(prov_file);
-    Ok(Catalog::from_parts(perms, router.finish()))
+    Ok((perms, router.finish()))
 }
 
 /// Adds one permissions.json entry, or merges it into an earlier entry whose

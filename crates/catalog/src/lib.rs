@@ -5,8 +5,7 @@
 //!
 //! Three files from `microsoftgraph/microsoft-graph-devx-content` (MIT,
 //! "Copyright (c) 2020 Microsoft Graph", commit `6cbd6bbd`) are kept verbatim
-//! in `data/` (see `data/NOTICE`) and embedded with insignificant whitespace
-//! removed by `build.rs`:
+//! in `data/` (see `data/NOTICE`):
 //!
 //! * `permissions.json`: names, schemes (`DelegatedWork`, `DelegatedPersonal`,
 //!   `Application`), consent flags, privilege levels, and which permission
@@ -14,8 +13,11 @@
 //!   ones per scheme, `AlsoRequires=` extra permissions);
 //! * `provisioningInfo.json` and `permissions-descriptions.json`: the GUIDs.
 //!
-//! They are parsed once, on the first call to [`Catalog::embedded`], into
-//! compact structures (the JSON trees are not kept).
+//! `build.rs` parses them at compile time, with the same code as
+//! [`Catalog::from_json`], and embeds the finished catalog in a compact binary
+//! form; the first call to [`Catalog::embedded`] loads it (about 2 ms in a
+//! release build: no JSON parsing at run time, and the route tables are used
+//! in place). The JSON files themselves are not embedded.
 //!
 //! ## GUIDs
 //!
@@ -91,180 +93,27 @@
 //! permissions.
 
 mod assemble;
+mod blob;
+mod model;
 mod raw;
 mod route;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::OnceLock;
 
 use serde::Serialize;
 use uuid::Uuid;
 
-// The files of `data/`, whitespace-stripped by build.rs.
-static PERMISSIONS_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/permissions.json"));
-static PROVISIONING_JSON: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/provisioningInfo.json"));
-static DESCRIPTIONS_JSON: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/permissions-descriptions.json"));
+pub use model::{
+    CatalogError, IdSource, Permission, PermissionVariant, Scheme, TokenKind, UnknownScheme,
+};
+
+// The catalog, assembled from `data/` by build.rs (see `blob`).
+static CATALOG_BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/catalog.bin"));
 
 /// Source repository commit the embedded data was taken from.
 pub const DATA_SOURCE: &str = "github.com/microsoftgraph/microsoft-graph-devx-content@6cbd6bbd665a877560fdefbad74f3bdb5b57af88";
-
-/// A permission scheme as named in `permissions.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Scheme {
-    /// Delegated permission, work or school account.
-    DelegatedWork,
-    /// Delegated permission, personal Microsoft account.
-    DelegatedPersonal,
-    /// Application permission (app role).
-    Application,
-}
-
-impl Scheme {
-    /// The name used in the data: `DelegatedWork`, `DelegatedPersonal`, `Application`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::DelegatedWork => "DelegatedWork",
-            Scheme::DelegatedPersonal => "DelegatedPersonal",
-            Scheme::Application => "Application",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        match self {
-            Scheme::DelegatedWork => route::S_WORK,
-            Scheme::DelegatedPersonal => route::S_PERSONAL,
-            Scheme::Application => route::S_APP,
-        }
-    }
-}
-
-impl fmt::Display for Scheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error for [`Scheme::from_str`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission scheme {0:?}")]
-pub struct UnknownScheme(pub String);
-
-impl FromStr for Scheme {
-    type Err = UnknownScheme;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match route::scheme_bit(s) {
-            Some(route::S_WORK) => Ok(Scheme::DelegatedWork),
-            Some(route::S_PERSONAL) => Ok(Scheme::DelegatedPersonal),
-            Some(route::S_APP) => Ok(Scheme::Application),
-            _ => Err(UnknownScheme(s.to_owned())),
-        }
-    }
-}
-
-/// Kind of access token: delegated (`scp`) or app-only (`roles`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum TokenKind {
-    /// Token for a signed-in user; maps to [`Scheme::DelegatedWork`].
-    Delegated,
-    /// App-only token; maps to [`Scheme::Application`].
-    Application,
-}
-
-impl TokenKind {
-    /// The catalog scheme for this token kind.
-    pub fn scheme(self) -> Scheme {
-        match self {
-            TokenKind::Delegated => Scheme::DelegatedWork,
-            TokenKind::Application => Scheme::Application,
-        }
-    }
-
-    /// `Delegated` or `Application`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Delegated => "Delegated",
-            TokenKind::Application => "Application",
-        }
-    }
-}
-
-impl fmt::Display for TokenKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a [`PermissionVariant::id`] came from (see the crate docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum IdSource {
-    /// provisioningInfo.json, visible Microsoft Graph entry.
-    Provisioning,
-    /// permissions-descriptions.json.
-    Descriptions,
-    /// provisioningInfo.json, visible entry with another `resourceAppId`.
-    ProvisioningOtherResource,
-    /// provisioningInfo.json, hidden or disabled entry.
-    ProvisioningHidden,
-    /// Deterministic stand-in: no source file has a GUID.
-    Synthetic,
-}
-
-/// One named permission, e.g. `User.Read.All`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Permission {
-    /// Name as spelled in the catalog.
-    pub name: String,
-    /// `DelegatedWork` scheme.
-    pub delegated: Option<PermissionVariant>,
-    /// `Application` scheme.
-    pub application: Option<PermissionVariant>,
-    /// `DelegatedPersonal` scheme (personal Microsoft accounts).
-    pub delegated_personal: Option<PermissionVariant>,
-    /// Resource-specific consent permission (`authorizationType: "RSC"`), not a
-    /// tenant-wide Graph permission; never returned by [`Catalog::accepted`].
-    pub rsc: bool,
-}
-
-impl Permission {
-    /// The variant for a scheme.
-    pub fn variant(&self, scheme: Scheme) -> Option<&PermissionVariant> {
-        match scheme {
-            Scheme::DelegatedWork => self.delegated.as_ref(),
-            Scheme::DelegatedPersonal => self.delegated_personal.as_ref(),
-            Scheme::Application => self.application.as_ref(),
-        }
-    }
-
-    /// The variant for a token kind.
-    pub fn for_kind(&self, kind: TokenKind) -> Option<&PermissionVariant> {
-        self.variant(kind.scheme())
-    }
-}
-
-/// A permission in one scheme.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PermissionVariant {
-    /// The GUID (oauth2PermissionScope id or appRole id on Microsoft Graph).
-    pub id: Uuid,
-    /// Admin consent display name.
-    pub admin_display_name: String,
-    /// Admin consent description (may be empty).
-    pub admin_description: String,
-    /// User consent display name.
-    pub user_display_name: Option<String>,
-    /// User consent description.
-    pub user_description: Option<String>,
-    /// Whether an administrator must consent.
-    pub requires_admin_consent: bool,
-    /// Privilege level from the data (1 = lowest), if given.
-    pub privilege_level: Option<u8>,
-    /// Where [`Self::id`] came from.
-    pub id_source: IdSource,
-}
 
 /// One permission that accepts a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -297,20 +146,6 @@ pub struct RouteMatch {
     pub me_alias: bool,
 }
 
-/// Errors building a catalog from JSON.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    /// A file is not valid JSON or does not have the expected shape.
-    #[error("{file}: {source}")]
-    Json {
-        /// Which file.
-        file: &'static str,
-        /// The parser error.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
 /// The permission catalog.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -326,7 +161,8 @@ static EMBEDDED: OnceLock<Result<Catalog, CatalogError>> = OnceLock::new();
 static EMPTY: OnceLock<Catalog> = OnceLock::new();
 
 impl Catalog {
-    /// The embedded catalog, parsed on first use.
+    /// The embedded catalog, loaded on first use (from the compact form
+    /// `build.rs` assembled from the JSON files at compile time).
     ///
     /// The embedded data is checked by this crate's tests; should it ever fail
     /// to parse, this returns an empty catalog (see [`Catalog::try_embedded`]).
@@ -341,7 +177,14 @@ impl Catalog {
     pub fn try_embedded() -> Result<&'static Catalog, &'static CatalogError> {
         EMBEDDED
             .get_or_init(|| {
-                Catalog::from_json(PERMISSIONS_JSON, PROVISIONING_JSON, DESCRIPTIONS_JSON)
+                let (perms, router) =
+                    blob::decode(Cow::Borrowed(CATALOG_BLOB)).ok_or_else(|| {
+                        CatalogError::Json {
+                            file: "catalog.bin",
+                            source: serde::de::Error::custom("embedded catalog data is corrupt"),
+                        }
+                    })?;
+                Ok(Catalog::from_parts(perms, router))
             })
             .as_ref()
     }
@@ -353,7 +196,9 @@ impl Catalog {
         provisioning_json: &[u8],
         descriptions_json: &[u8],
     ) -> Result<Catalog, CatalogError> {
-        assemble::build(permissions_json, provisioning_json, descriptions_json)
+        let (perms, router) =
+            assemble::build(permissions_json, provisioning_json, descriptions_json)?;
+        Ok(Catalog::from_parts(perms, router))
     }
 
     pub(crate) fn from_parts(perms: Vec<Permission>, router: route::Router) -> Catalog {

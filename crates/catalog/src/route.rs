@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
+use crate::blob::{Reader, Writer};
 use crate::raw::Str;
 
 /// The placeholder every `{anything}` in a catalog path is normalised to.
@@ -57,7 +59,7 @@ pub(crate) fn scheme_bit(name: &str) -> Option<u8> {
 // ------------------------------------------------------------------ storage
 
 /// One (permission, pathSet) fact attached to a route.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// Index into `Catalog::perms`.
     pub(crate) perm: u32,
@@ -78,26 +80,57 @@ enum SegKind {
     Literal = 2,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seg {
     start: u16,
     end: u16,
     kind: SegKind,
 }
 
-#[derive(Debug)]
+/// One route. Its strings and segments live in the router's text and
+/// segment tables (no allocation per route; see [`RouteView`]); in the
+/// router, routes are stored as records (see [`Route::read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Route {
-    /// Normalised template: lower case, placeholders as `{id}`, e.g. `/users/{id}/memberof`.
-    key: Box<str>,
-    /// First spelling seen in the catalog, e.g. `/users/{id}/memberOf`.
-    raw: Box<str>,
-    segs: Box<[Seg]>,
+    /// Byte range in the router's text of the normalised template: lower
+    /// case, placeholders as `{id}`, e.g. `/users/{id}/memberof`.
+    key: (u32, u32),
+    /// Byte range in the router's text of the first spelling seen in the
+    /// catalog, e.g. `/users/{id}/memberOf`.
+    raw: (u32, u32),
+    /// Index range in the router's `Seg` records.
+    segs: (u32, u32),
     entries_start: u32,
     entries_len: u32,
     methods: u8,
 }
 
-impl Route {
+/// `list.get(start * size..end * size)` for a `(u32, u32)` range of
+/// `size`-byte records.
+fn span(list: &[u8], (start, end): (u32, u32), size: usize) -> Option<&[u8]> {
+    let start = usize::try_from(start).ok()?.checked_mul(size)?;
+    let end = usize::try_from(end).ok()?.checked_mul(size)?;
+    list.get(start..end)
+}
+
+/// A route with its key and segments resolved.
+#[derive(Debug, Clone, Copy)]
+struct RouteView<'r> {
+    key: &'r str,
+    /// `Seg` records (see [`Seg::read`]).
+    segs: &'r [u8],
+    methods: u8,
+}
+
+impl RouteView<'_> {
+    fn segs(&self) -> impl Iterator<Item = Seg> + '_ {
+        self.segs.chunks_exact(SEG_SIZE).filter_map(Seg::read)
+    }
+
+    fn seg_count(&self) -> usize {
+        self.segs.len() / SEG_SIZE
+    }
+
     fn seg_str(&self, seg: &Seg) -> &str {
         self.key
             .get(usize::from(seg.start)..usize::from(seg.end))
@@ -109,19 +142,19 @@ impl Route {
         let mut lit = 0;
         let mut mixed = 0;
         let mut bytes = 0;
-        for s in self.segs.iter() {
+        for s in self.segs() {
             match s.kind {
                 SegKind::Literal => lit += 1,
                 SegKind::Mixed => mixed += 1,
                 SegKind::Wild => {}
             }
-            let text = self.seg_str(s);
+            let text = self.seg_str(&s);
             bytes += text.len() - text.matches(PLACEHOLDER).count() * PLACEHOLDER.len();
         }
         (lit, mixed, bytes)
     }
 
-    fn more_specific_than(&self, other: &Route) -> bool {
+    fn more_specific_than(&self, other: &RouteView<'_>) -> bool {
         let (a, b) = (self.specificity(), other.specificity());
         if a.0 != b.0 {
             return a.0 > b.0;
@@ -130,7 +163,7 @@ impl Route {
             return a.1 > b.1;
         }
         // Leftmost difference: literal beats mixed beats placeholder.
-        for (x, y) in self.segs.iter().zip(other.segs.iter()) {
+        for (x, y) in self.segs().zip(other.segs()) {
             if x.kind != y.kind {
                 return x.kind > y.kind;
             }
@@ -151,8 +184,34 @@ struct Bucket {
 }
 
 /// All routes of the catalog.
+///
+/// The route tables stay in their binary form (see `Router::encode`), read
+/// record by record when used: for the embedded catalog, `data` borrows the
+/// embedded blob, so loading it copies and pages in only the small tables.
 #[derive(Debug, Default)]
 pub(crate) struct Router {
+    data: Cow<'static, [u8]>,
+    /// Byte ranges in `data`: every route's key and raw spelling
+    /// (concatenated), and the `Seg`, `Route` and `Entry` records.
+    text: Range<usize>,
+    segs: Range<usize>,
+    routes: Range<usize>,
+    entries: Range<usize>,
+    /// Indexed by segment count.
+    buckets: Vec<Bucket>,
+    pub(crate) also: Vec<Box<[Box<str>]>>,
+    /// Catalog paths that could not be used for matching (e.g. they carry a query string).
+    pub(crate) skipped: Vec<Box<str>>,
+}
+
+/// The router's tables as built from the catalog, before conversion to
+/// the binary form.
+#[derive(Debug, Default)]
+struct Tables {
+    /// Every route's key and raw spelling, concatenated.
+    text: String,
+    /// Every route's segments, concatenated.
+    segs: Vec<Seg>,
     routes: Vec<Route>,
     entries: Vec<Entry>,
     /// Indexed by segment count.
@@ -289,7 +348,10 @@ impl<'a> RouterBuilder<'a> {
         }
         // Group entries by route, keeping input order within a route.
         entries.sort_by_key(|(r, _)| *r);
-        let mut router = Router {
+        let text_len = raws.iter().map(|r| 2 * r.len() + 8).sum();
+        let mut router = Tables {
+            text: String::with_capacity(text_len),
+            segs: Vec::new(),
             routes: Vec::with_capacity(raws.len()),
             entries: entries.iter().map(|(_, e)| *e).collect(),
             buckets: Vec::new(),
@@ -355,16 +417,301 @@ impl<'a> RouterBuilder<'a> {
                     _ => bucket.other.push(idx),
                 }
             }
+            let Some(key) = push_text(&mut router.text, &key) else {
+                continue;
+            };
+            let Some(raw) = push_text(&mut router.text, &raw) else {
+                continue;
+            };
+            let (Ok(segs_start), Ok(segs_end)) = (
+                u32::try_from(router.segs.len()),
+                u32::try_from(router.segs.len() + segs.len()),
+            ) else {
+                continue;
+            };
+            router.segs.extend_from_slice(&segs);
             router.routes.push(Route {
                 key,
                 raw,
-                segs: segs.into_boxed_slice(),
+                segs: (segs_start, segs_end),
                 entries_start,
                 entries_len,
                 methods,
             });
         }
-        router
+        router.into_router()
+    }
+}
+
+/// Appends `s` to `text`, returning its byte range.
+fn push_text(text: &mut String, s: &str) -> Option<(u32, u32)> {
+    let start = u32::try_from(text.len()).ok()?;
+    let end = u32::try_from(text.len() + s.len()).ok()?;
+    text.push_str(s);
+    Some((start, end))
+}
+
+// ------------------------------------------------------------------ binary form
+
+/// Size of a `Seg` record: start, end (`u16`), kind (`u8`).
+const SEG_SIZE: usize = 5;
+/// Size of a `Route` record: key, raw, segs (`u32` pairs), entries start and
+/// length (`u32`), methods (`u8`).
+const ROUTE_SIZE: usize = 33;
+/// Size of an `Entry` record: perm, also (`u32`), methods, schemes, least (`u8`).
+const ENTRY_SIZE: usize = 11;
+
+impl SegKind {
+    fn from_u8(v: u8) -> Option<SegKind> {
+        match v {
+            0 => Some(SegKind::Wild),
+            1 => Some(SegKind::Mixed),
+            2 => Some(SegKind::Literal),
+            _ => None,
+        }
+    }
+}
+
+impl Seg {
+    fn write(&self, w: &mut Writer) {
+        w.u16(self.start);
+        w.u16(self.end);
+        w.u8(self.kind as u8);
+    }
+
+    fn read(rec: &[u8]) -> Option<Seg> {
+        let mut r = Reader::new(rec);
+        Some(Seg {
+            start: r.u16()?,
+            end: r.u16()?,
+            kind: SegKind::from_u8(r.u8()?)?,
+        })
+    }
+}
+
+impl Route {
+    fn write(&self, w: &mut Writer) {
+        for (start, end) in [self.key, self.raw, self.segs] {
+            w.u32(start);
+            w.u32(end);
+        }
+        w.u32(self.entries_start);
+        w.u32(self.entries_len);
+        w.u8(self.methods);
+    }
+
+    fn read(rec: &[u8]) -> Option<Route> {
+        let mut r = Reader::new(rec);
+        let mut range = || Some((r.u32()?, r.u32()?));
+        let (key, raw, segs) = (range()?, range()?, range()?);
+        Some(Route {
+            key,
+            raw,
+            segs,
+            entries_start: r.u32()?,
+            entries_len: r.u32()?,
+            methods: r.u8()?,
+        })
+    }
+}
+
+impl Entry {
+    fn write(&self, w: &mut Writer) {
+        w.u32(self.perm);
+        w.u32(self.also);
+        w.u8(self.methods);
+        w.u8(self.schemes);
+        w.u8(self.least);
+    }
+
+    fn read(rec: &[u8]) -> Option<Entry> {
+        let mut r = Reader::new(rec);
+        Some(Entry {
+            perm: r.u32()?,
+            also: r.u32()?,
+            methods: r.u8()?,
+            schemes: r.u8()?,
+            least: r.u8()?,
+        })
+    }
+}
+
+fn write_indices(w: &mut Writer, list: &[u32]) {
+    w.len(list.len());
+    for &i in list {
+        w.u32(i);
+    }
+}
+
+fn read_indices(r: &mut Reader<'_>) -> Option<Vec<u32>> {
+    let n = r.count(4)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.u32()?);
+    }
+    Some(out)
+}
+
+/// Skips a table of `size`-byte records (count, then records); returns its
+/// byte range in the reader's input.
+fn read_table(r: &mut Reader<'_>, size: usize) -> Option<Range<usize>> {
+    let n = r.count(size)?;
+    let start = r.pos();
+    r.take(n.checked_mul(size)?)?;
+    Some(start..r.pos())
+}
+
+/// Where [`Router::read`] found the parts of a router in its input.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    text: Range<usize>,
+    segs: Range<usize>,
+    routes: Range<usize>,
+    entries: Range<usize>,
+    buckets: Vec<Bucket>,
+    also: Vec<Box<[Box<str>]>>,
+    skipped: Vec<Box<str>>,
+}
+
+impl Tables {
+    /// Converts to the binary form.
+    fn into_router(self) -> Router {
+        let mut w = Writer::default();
+        w.bytes(self.text.as_bytes());
+        let text = 0..w.pos();
+        for seg in &self.segs {
+            seg.write(&mut w);
+        }
+        let segs = text.end..w.pos();
+        for route in &self.routes {
+            route.write(&mut w);
+        }
+        let routes = segs.end..w.pos();
+        for entry in &self.entries {
+            entry.write(&mut w);
+        }
+        let entries = routes.end..w.pos();
+        Router {
+            data: Cow::Owned(w.into_bytes()),
+            text,
+            segs,
+            routes,
+            entries,
+            buckets: self.buckets,
+            also: self.also,
+            skipped: self.skipped,
+        }
+    }
+}
+
+impl Router {
+    fn table(&self, range: &Range<usize>) -> &[u8] {
+        self.data.get(range.clone()).unwrap_or(&[])
+    }
+
+    /// Writes the router for [`Router::read`] (see `blob`): the text, then
+    /// each record table as a count and the records, then the buckets (maps
+    /// sorted by key, so the output does not depend on hash order), the
+    /// `AlsoRequires` lists and the skipped paths.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        let text = self.table(&self.text);
+        w.len(text.len());
+        w.bytes(text);
+        for (range, size) in [
+            (&self.segs, SEG_SIZE),
+            (&self.routes, ROUTE_SIZE),
+            (&self.entries, ENTRY_SIZE),
+        ] {
+            let table = self.table(range);
+            w.len(table.len() / size);
+            w.bytes(table);
+        }
+        w.len(self.buckets.len());
+        for bucket in &self.buckets {
+            let mut firsts: Vec<(&Box<str>, &Vec<u32>)> = bucket.by_first.iter().collect();
+            firsts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            w.len(firsts.len());
+            for (first, routes) in firsts {
+                w.str(first);
+                write_indices(w, routes);
+            }
+            write_indices(w, &bucket.other);
+        }
+        w.len(self.also.len());
+        for list in &self.also {
+            w.len(list.len());
+            for name in list.iter() {
+                w.str(name);
+            }
+        }
+        w.len(self.skipped.len());
+        for path in &self.skipped {
+            w.str(path);
+        }
+    }
+
+    /// Reads what [`Router::encode`] wrote; `None` if malformed. The record
+    /// tables are only located (see [`Router::from_layout`]); their records
+    /// are checked when used.
+    pub(crate) fn read(r: &mut Reader<'_>) -> Option<Layout> {
+        let n = r.len()?;
+        let start = r.pos();
+        r.take(n)?;
+        let text = start..r.pos();
+        let segs = read_table(r, SEG_SIZE)?;
+        let routes = read_table(r, ROUTE_SIZE)?;
+        let entries = read_table(r, ENTRY_SIZE)?;
+        let n = r.count(8)?;
+        let mut buckets = Vec::with_capacity(n);
+        for _ in 0..n {
+            let nfirst = r.count(8)?;
+            let mut by_first = HashMap::with_capacity(nfirst);
+            for _ in 0..nfirst {
+                let first: Box<str> = r.str()?.into();
+                by_first.insert(first, read_indices(r)?);
+            }
+            let other = read_indices(r)?;
+            buckets.push(Bucket { by_first, other });
+        }
+        let n = r.count(4)?;
+        let mut also = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.count(4)?;
+            let mut list = Vec::with_capacity(len);
+            for _ in 0..len {
+                list.push(Box::<str>::from(r.str()?));
+            }
+            also.push(list.into_boxed_slice());
+        }
+        let n = r.count(4)?;
+        let mut skipped = Vec::with_capacity(n);
+        for _ in 0..n {
+            skipped.push(Box::<str>::from(r.str()?));
+        }
+        Some(Layout {
+            text,
+            segs,
+            routes,
+            entries,
+            buckets,
+            also,
+            skipped,
+        })
+    }
+
+    /// The router [`Router::read`] found in `data`.
+    pub(crate) fn from_layout(data: Cow<'static, [u8]>, layout: Layout) -> Router {
+        Router {
+            data,
+            text: layout.text,
+            segs: layout.segs,
+            routes: layout.routes,
+            entries: layout.entries,
+            buckets: layout.buckets,
+            also: layout.also,
+            skipped: layout.skipped,
+        }
     }
 }
 
@@ -594,38 +941,62 @@ const T_CASTS: u8 = 8;
 
 impl Router {
     pub(crate) fn len(&self) -> usize {
-        self.routes.len()
+        self.routes.len() / ROUTE_SIZE
     }
 
     /// Every route as (normalised template, union of method bits).
     #[cfg(test)]
     pub(crate) fn templates(&self) -> impl Iterator<Item = (&str, u8)> {
-        self.routes.iter().map(|r| (&*r.key, r.methods))
+        (0..self.len())
+            .filter_map(|i| self.view(u32::try_from(i).ok()?))
+            .map(|v| (v.key, v.methods))
     }
 
     pub(crate) fn key(&self, route: u32) -> &str {
-        self.route(route).map(|r| &*r.key).unwrap_or("")
+        self.view(route).map(|v| v.key).unwrap_or("")
     }
 
     pub(crate) fn raw(&self, route: u32) -> &str {
-        self.route(route).map(|r| &*r.raw).unwrap_or("")
+        self.route(route)
+            .and_then(|r| self.text(r.raw))
+            .unwrap_or("")
     }
 
-    fn route(&self, idx: u32) -> Option<&Route> {
-        self.routes.get(usize::try_from(idx).ok()?)
+    fn text(&self, range: (u32, u32)) -> Option<&str> {
+        std::str::from_utf8(span(self.table(&self.text), range, 1)?).ok()
     }
 
-    pub(crate) fn entries(&self, route: u32) -> &[Entry] {
-        let Some(r) = self.route(route) else {
-            return &[];
-        };
-        let (Ok(start), Ok(len)) = (
-            usize::try_from(r.entries_start),
-            usize::try_from(r.entries_len),
-        ) else {
-            return &[];
-        };
-        self.entries.get(start..start + len).unwrap_or(&[])
+    fn view(&self, idx: u32) -> Option<RouteView<'_>> {
+        let r = self.route(idx)?;
+        Some(RouteView {
+            key: self.text(r.key)?,
+            segs: span(self.table(&self.segs), r.segs, SEG_SIZE)?,
+            methods: r.methods,
+        })
+    }
+
+    fn route(&self, idx: u32) -> Option<Route> {
+        let rec = span(
+            self.table(&self.routes),
+            (idx, idx.checked_add(1)?),
+            ROUTE_SIZE,
+        )?;
+        Route::read(rec)
+    }
+
+    pub(crate) fn entries(&self, route: u32) -> impl Iterator<Item = Entry> + '_ {
+        self.route(route)
+            .and_then(|r| {
+                let end = r.entries_start.checked_add(r.entries_len)?;
+                span(
+                    self.table(&self.entries),
+                    (r.entries_start, end),
+                    ENTRY_SIZE,
+                )
+            })
+            .unwrap_or(&[])
+            .chunks_exact(ENTRY_SIZE)
+            .filter_map(Entry::read)
     }
 
     pub(crate) fn also(&self, idx: u32) -> &[Box<str>] {
@@ -682,38 +1053,38 @@ impl Router {
             .get(first.as_str())
             .map(|v| v.as_slice())
             .unwrap_or(&[]);
-        let mut best: Option<(u32, &Route)> = None;
+        let mut best: Option<(u32, RouteView<'_>)> = None;
         for &idx in literal.iter().chain(bucket.other.iter()) {
-            let Some(route) = self.route(idx) else {
+            let Some(route) = self.view(idx) else {
                 continue;
             };
             if route.methods & method == 0 {
                 continue;
             }
-            if !self.matches(route, segs, None) {
+            if !self.matches(&route, segs, None) {
                 continue;
             }
-            if best.is_none_or(|(_, b)| route.more_specific_than(b)) {
+            if best.is_none_or(|(_, b)| route.more_specific_than(&b)) {
                 best = Some((idx, route));
             }
         }
         let (idx, route) = best?;
         let mut params = Vec::new();
-        self.matches(route, segs, Some(&mut params));
+        self.matches(&route, segs, Some(&mut params));
         Some((idx, params))
     }
 
     fn matches(
         &self,
-        route: &Route,
+        route: &RouteView<'_>,
         segs: &[Cow<'_, str>],
         mut params: Option<&mut Vec<String>>,
     ) -> bool {
-        if route.segs.len() != segs.len() {
+        if route.seg_count() != segs.len() {
             return false;
         }
-        for (seg, real) in route.segs.iter().zip(segs.iter()) {
-            let pattern = route.seg_str(seg);
+        for (seg, real) in route.segs().zip(segs.iter()) {
+            let pattern = route.seg_str(&seg);
             match seg.kind {
                 SegKind::Literal => {
                     if !literal_eq(pattern, real) {

@@ -41,20 +41,31 @@ fn embedded_parses_and_has_expected_size() {
     assert!(std::ptr::eq(c, Catalog::embedded()));
 }
 
-#[test]
-fn minified_embedding_equals_original_files() {
-    let original = Catalog::from_json(
+fn from_original_files() -> Catalog {
+    Catalog::from_json(
         include_bytes!("../data/permissions.json"),
         include_bytes!("../data/provisioningInfo.json"),
         include_bytes!("../data/permissions-descriptions.json"),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The catalog build.rs precomputed equals the one parsed from `data/` now.
+#[test]
+fn precomputed_catalog_equals_original_files() {
+    let original = from_original_files();
     let c = cat();
-    assert!(PERMISSIONS_JSON.len() < include_bytes!("../data/permissions.json").len());
     assert_eq!(original.len(), c.len());
     assert_eq!(original.route_count(), c.route_count());
     assert!(original.iter().eq(c.iter()));
+    assert_eq!(original.perms, c.perms);
+    assert_eq!(original.by_name, c.by_name);
+    assert_eq!(original.ids_delegated, c.ids_delegated);
+    assert_eq!(original.ids_application, c.ids_application);
     assert!(original.skipped_paths().eq(c.skipped_paths()));
+    assert!(original.router.templates().eq(c.router.templates()));
+    // Byte for byte what build.rs embedded (the encoding is deterministic).
+    assert!(blob::encode(&original.perms, &original.router) == CATALOG_BLOB);
     for (m, p) in [
         ("GET", "/v1.0/me"),
         ("PATCH", "/v1.0/users/x"),
@@ -64,6 +75,27 @@ fn minified_embedding_equals_original_files() {
             assert_eq!(original.accepted(m, p, kind), c.accepted(m, p, kind));
         }
     }
+}
+
+#[test]
+fn blob_round_trips_and_rejects_corruption() {
+    let decode = |b: &[u8]| blob::decode(Cow::Owned(b.to_vec()));
+    let (perms, router) = decode(CATALOG_BLOB).unwrap();
+    assert_eq!(blob::encode(&perms, &router), CATALOG_BLOB);
+    // Truncated or extended input is rejected, never a partial catalog.
+    for len in [0, 7, 8, 100, CATALOG_BLOB.len() / 2, CATALOG_BLOB.len() - 1] {
+        assert!(decode(&CATALOG_BLOB[..len]).is_none(), "{len}");
+    }
+    let mut longer = CATALOG_BLOB.to_vec();
+    longer.push(0);
+    assert!(decode(&longer).is_none());
+    let mut bad_magic = CATALOG_BLOB.to_vec();
+    bad_magic[0] ^= 1;
+    assert!(decode(&bad_magic).is_none());
+    // A huge count does not allocate: it is checked against the input size.
+    let mut huge = CATALOG_BLOB[..8].to_vec();
+    huge.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    assert!(decode(&huge).is_none());
 }
 
 #[test]
@@ -267,8 +299,8 @@ fn id_fallbacks() {
     assert_eq!(a.id_source, IdSource::Synthetic);
     assert_ne!(d.id, a.id);
     assert_eq!(d.id.get_version_num(), 8);
-    // Deterministic across parses.
-    let again = Catalog::from_json(PERMISSIONS_JSON, PROVISIONING_JSON, DESCRIPTIONS_JSON).unwrap();
+    // Deterministic across parses (the embedded catalog was parsed by build.rs).
+    let again = from_original_files();
     assert_eq!(
         again
             .get("AgentIdentity.Read.All")
