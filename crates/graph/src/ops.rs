@@ -686,50 +686,44 @@ fn sp_json(dir: &Directory, s: &ServicePrincipal) -> Value {
     v
 }
 
-fn find_app<'d>(dir: &'d Directory, raw: &str) -> Result<&'d Application, Denial> {
+/// An object key: the object id, or `appId=…` (applications and service principals).
+enum ObjectKey {
+    Id(Uuid),
+    AppId(Uuid),
+}
+
+fn object_key(raw: &str) -> Result<ObjectKey, Denial> {
     let id = parse_id(raw);
-    let by_app_id = id
+    match id
         .strip_prefix("appId=")
         .or_else(|| id.strip_prefix("appid="))
-        .map(parse_id);
-    let want: Uuid = by_app_id
-        .as_deref()
-        .unwrap_or(&id)
-        .parse()
-        .map_err(|_| graph::not_found(&id))?;
+    {
+        Some(app_id) => parse_id(app_id).parse().map(ObjectKey::AppId),
+        None => id.parse().map(ObjectKey::Id),
+    }
+    .map_err(|_| graph::not_found(&id))
+}
+
+fn find_app<'d>(dir: &'d Directory, raw: &str) -> Result<&'d Application, Denial> {
+    let key = object_key(raw)?;
     dir.applications
         .iter()
-        .find(|a| {
-            if by_app_id.is_some() {
-                a.app_id == want
-            } else {
-                a.id == want
-            }
+        .find(|a| match key {
+            ObjectKey::Id(id) => a.id == id,
+            ObjectKey::AppId(app_id) => a.app_id == app_id,
         })
-        .ok_or_else(|| graph::not_found(&id))
+        .ok_or_else(|| graph::not_found(&parse_id(raw)))
 }
 
 fn find_sp<'d>(dir: &'d Directory, raw: &str) -> Result<&'d ServicePrincipal, Denial> {
-    let id = parse_id(raw);
-    let by_app_id = id
-        .strip_prefix("appId=")
-        .or_else(|| id.strip_prefix("appid="))
-        .map(parse_id);
-    let want: Uuid = by_app_id
-        .as_deref()
-        .unwrap_or(&id)
-        .parse()
-        .map_err(|_| graph::not_found(&id))?;
+    let key = object_key(raw)?;
     dir.service_principals
         .iter()
-        .find(|s| {
-            if by_app_id.is_some() {
-                s.app_id == want
-            } else {
-                s.id == want
-            }
+        .find(|s| match key {
+            ObjectKey::Id(id) => s.id == id,
+            ObjectKey::AppId(app_id) => s.app_id == app_id,
         })
-        .ok_or_else(|| graph::not_found(&id))
+        .ok_or_else(|| graph::not_found(&parse_id(raw)))
 }
 
 fn set_valid_from(d: &mut Directory, user: Uuid, now: i64) {
