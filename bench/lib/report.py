@@ -182,8 +182,13 @@ def main():
 
     # ---------- RESULTS.md
     history = []
+    # Sections written by other benchmarks (bench/doctor.sh) are kept as they are.
+    others = ""
     if os.path.exists(results_md):
         old = open(results_md).read()
+        if "## gatehouse doctor" in old:
+            others = old[old.index("## gatehouse doctor"):]
+            old = old[:old.index("## gatehouse doctor")]
         if "## History" in old:
             for ln in old.split("## History", 1)[1].splitlines():
                 if ln.startswith("| 20"):
@@ -276,6 +281,9 @@ def main():
     md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     md.extend(history)
     md.append("")
+    if others:
+        md.append(others.rstrip("\n"))
+        md.append("")
     with open(results_md, "w") as f:
         f.write("\n".join(md))
     print(f"\nwrote {results_md}")
