@@ -145,12 +145,7 @@ pub fn evaluate(dir: &Directory, s: &SignIn<'_>) -> Verdict {
 }
 
 /// The token-endpoint answer for a verdict (non-interactive: the client must go interactive).
-pub fn token_denial(
-    dir: &Directory,
-    s: &SignIn<'_>,
-    verdict: &Verdict,
-    on_behalf_of: bool,
-) -> Option<Denial> {
+pub fn token_denial(s: &SignIn<'_>, verdict: &Verdict, on_behalf_of: bool) -> Option<Denial> {
     let resource = s.resource_app_id;
     match verdict {
         Verdict::Allow { .. } => None,
@@ -203,7 +198,6 @@ pub fn token_denial(
             )
             .with_suberror("basic_action");
             e.claims = Some(claims.clone());
-            let _ = dir;
             Some(
                 Denial::new(cause, WireError::Token(e))
                     .fact("policies", policies.iter().map(|p| format!("{} ({})", p.display_name, p.id)).collect::<Vec<_>>().join(", "))

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::cause::{Cause, Section};
+use crate::cause::Cause;
 use crate::denial::{Denial, Fact, Step};
 use crate::graph::{self, RequestFacts, TokenFacts};
 
@@ -999,7 +999,6 @@ pub fn diagnose(case: &Case) -> Result<Report, DoctorError> {
         }
         Err(d) => Some(d),
     };
-    let _ = Section::Consent;
     Ok(finish(report, denial))
 }
 

@@ -974,6 +974,20 @@ pub fn not_found(id: &str) -> Denial {
     .fix("Check the id or userPrincipalName (GET /v1.0/users lists them).")
 }
 
+/// Gatehouse could not save or read its state: Graph's 503.
+pub fn service_unavailable(detail: &str) -> Denial {
+    Denial::new(
+        Cause::ServerUnavailable,
+        WireError::Graph(GraphError::new(
+            503,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry later.",
+        )),
+    )
+    .fact("internal", detail)
+    .fix("Retry; check the data directory's disk and database.")
+}
+
 /// A request Graph cannot read (body, OData options).
 pub fn bad_request(message: &str) -> Denial {
     Denial::new(
@@ -991,4 +1005,65 @@ pub fn unsupported_route(method: &str, path: &str) -> Denial {
     )
     .fact("operation", format!("{method} {path}"))
     .fix("Gatehouse serves the directory part of Graph v1.0 (users, groups, applications, service principals, grants, roles, licences, messages).")
+}
+
+fn aad_graph_error(status: u16, code: &str, message: &str, cause: Cause, realm: &str) -> Denial {
+    let mut e = GraphError::new(status, code, message);
+    e.flavour = GraphFlavour::AadGraph;
+    e.www_authenticate = (status == 401).then(|| {
+        format!(r#"Bearer realm="{realm}", error="invalid_token", error_description="{message}", authorization_uri="https://login.windows.net/{realm}/oauth2/authorize", client_id="00000002-0000-0000-c000-000000000000""#)
+    });
+    Denial::new(cause, WireError::Graph(e))
+}
+
+/// Azure AD Graph (`graph.windows.net`): its own audience and error shape, so that a
+/// Microsoft Graph token sent there fails as it did.
+pub fn aad_graph_authorize(
+    dir: &Directory,
+    token: &TokenFacts,
+    tenant_segment: &str,
+    now: i64,
+) -> Result<(), Denial> {
+    let realm = dir.tenant.domain.as_str();
+    let TokenFacts::Verified(claims) = token else {
+        return Err(aad_graph_error(401, "Authentication_MissingOrMalformed", "Access Token missing or malformed.", Cause::GraphTokenMalformed, realm)
+            .fix("Send an Azure AD Graph token (scope https://graph.windows.net/.default) issued by this tenant."));
+    };
+    let aud = aud_of(claims);
+    let a = aud.trim_end_matches('/');
+    if !(a.eq_ignore_ascii_case("https://graph.windows.net")
+        || a == "00000002-0000-0000-c000-000000000000")
+    {
+        return Err(aad_graph_error(401, "Authentication_MissingOrMalformed", "Access Token missing or malformed.", Cause::GraphWrongAudience, realm)
+            .fact("aud", aud.clone())
+            .fact("expected", "https://graph.windows.net or 00000002-0000-0000-c000-000000000000")
+            .fix("This token is for another resource (a Microsoft Graph token at Azure AD Graph?). Request https://graph.windows.net/.default for Azure AD Graph, or better, call Microsoft Graph: Azure AD Graph is retired."));
+    }
+    if num(claims, "exp").unwrap_or(0) + CLOCK_SKEW <= now {
+        return Err(aad_graph_error(
+            401,
+            "Authentication_ExpiredToken",
+            "Your access token has expired. Please renew it before submitting the request.",
+            Cause::GraphTokenExpired,
+            realm,
+        )
+        .fix("Get a new token."));
+    }
+    if !dir.names_tenant(tenant_segment) {
+        return Err(aad_graph_error(
+            400,
+            "Request_BadRequest",
+            "Invalid domain name in the request url.",
+            Cause::TenantUnknown,
+            realm,
+        )
+        .fact("tenant", tenant_segment));
+    }
+    Ok(())
+}
+
+/// An Azure AD Graph resource Gatehouse does not serve.
+pub fn aad_graph_not_found(resource: &str, realm: &str) -> Denial {
+    aad_graph_error(404, "Request_ResourceNotFound", &format!("Resource '{resource}' does not exist."), Cause::ResourceNotFoundGraph, realm)
+        .fix("Gatehouse's Azure AD Graph serves /{tenant}/users only, enough to show the wrong-audience case.")
 }

@@ -14,18 +14,7 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn automation(h: &Harness) -> String {
-    let a = h.app("automation");
-    h.token(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", &a.client_id.to_string()),
-        ("client_secret", a.client_secret.as_deref().unwrap()),
-        ("scope", "https://graph.microsoft.com/.default"),
-    ])
-    .await
-    .json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app_token(h, "automation", "https://graph.microsoft.com/.default").await
 }
 
 async fn create_policy(h: &Harness, user: &str, state: &str, control: &str) -> String {

@@ -13,35 +13,6 @@ use axum::body::Body;
 use common::*;
 use serde_json::{Value, json};
 
-async fn app_token(h: &Harness, key: &str, scope: &str) -> String {
-    let a = h.app(key);
-    let r = h
-        .token(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &a.client_id.to_string()),
-            ("client_secret", a.client_secret.as_deref().unwrap()),
-            ("scope", scope),
-        ])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn user_token(h: &Harness, user: &str, scope: &str) -> String {
-    let u = h.user(user);
-    let r = h
-        .token(&[
-            ("grant_type", "password"),
-            ("client_id", &h.app("public").client_id.to_string()),
-            ("username", &u.username),
-            ("password", &u.password),
-            ("scope", scope),
-        ])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn graph(
     h: &Harness,
     method: &str,

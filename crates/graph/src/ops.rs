@@ -181,7 +181,15 @@ fn iso_now(ctx: &RequestContext) -> String {
 }
 
 fn server_error(e: impl std::fmt::Display) -> Denial {
-    graph::bad_request(&format!("The change could not be saved: {e}"))
+    graph::service_unavailable(&e.to_string())
+}
+
+/// Apply a change to the directory (persisted; effective for the next token).
+async fn change<F: FnOnce(&mut Directory)>(
+    state: &AppState,
+    f: F,
+) -> Result<std::sync::Arc<Directory>, Denial> {
+    state.update_directory(f).await.map_err(server_error)
 }
 
 /// Every `/v1.0/...` request.
@@ -309,16 +317,14 @@ async fn operate(
         ("PATCH", ["users", _]) => update_user(state, ctx, find_user(&dir, seg(1))?.id, &b).await,
         ("DELETE", ["users", _]) => {
             let id = find_user(&dir, seg(1))?.id;
-            state
-                .update_directory(|d| {
-                    d.users.retain(|u| u.id != id);
-                    d.role_assignments.retain(|r| r.principal_id != id);
-                    d.oauth2_permission_grants
-                        .retain(|g| g.principal_id != Some(id));
-                    d.app_role_assignments.retain(|a| a.principal_id != id);
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                d.users.retain(|u| u.id != id);
+                d.role_assignments.retain(|r| r.principal_id != id);
+                d.oauth2_permission_grants
+                    .retain(|g| g.principal_id != Some(id));
+                d.app_role_assignments.retain(|a| a.principal_id != id);
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         ("GET", ["users", _, "memberof"]) => {
@@ -343,10 +349,7 @@ async fn operate(
         ("POST", ["users", _, "revokesigninsessions"]) => {
             let id = find_user(&dir, seg(1))?.id;
             let now = ctx.unix();
-            state
-                .update_directory(|d| set_valid_from(d, id, now))
-                .await
-                .map_err(server_error)?;
+            change(state, |d| set_valid_from(d, id, now)).await?;
             Ok(reply::json(
                 ctx,
                 StatusCode::OK,
@@ -419,14 +422,12 @@ async fn operate(
             let key: Uuid = str_field(&b, "keyId")
                 .and_then(|k| k.parse().ok())
                 .ok_or_else(|| graph::bad_request("keyId is required."))?;
-            state
-                .update_directory(|d| {
-                    if let Some(a) = d.applications.iter_mut().find(|a| a.id == id) {
-                        a.password_credentials.retain(|p| p.key_id != key);
-                    }
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                if let Some(a) = d.applications.iter_mut().find(|a| a.id == id) {
+                    a.password_credentials.retain(|p| p.key_id != key);
+                }
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         ("GET", ["serviceprincipals"]) => collection(
@@ -536,10 +537,7 @@ async fn operate(
             if !dir.oauth2_permission_grants.iter().any(|g| g.id == id) {
                 return Err(graph::not_found(&id));
             }
-            state
-                .update_directory(|d| d.oauth2_permission_grants.retain(|g| g.id != id))
-                .await
-                .map_err(server_error)?;
+            change(state, |d| d.oauth2_permission_grants.retain(|g| g.id != id)).await?;
             Ok(reply::no_content(ctx))
         }
         ("DELETE", ["serviceprincipals", _, "approleassignedto", _])
@@ -548,10 +546,7 @@ async fn operate(
             if !dir.app_role_assignments.iter().any(|a| a.id == id) {
                 return Err(graph::not_found(&id));
             }
-            state
-                .update_directory(|d| d.app_role_assignments.retain(|a| a.id != id))
-                .await
-                .map_err(server_error)?;
+            change(state, |d| d.app_role_assignments.retain(|a| a.id != id)).await?;
             Ok(reply::no_content(ctx))
         }
         ("GET", ["directoryroles"]) => {
@@ -754,15 +749,13 @@ async fn set_password(
     }
     let h = hash(new_password).await?;
     let now = ctx.unix();
-    state
-        .update_directory(|d| {
-            if let Some(u) = d.users.iter_mut().find(|u| u.id == user) {
-                u.gatehouse_password_hash = Some(h);
-                u.sign_in_sessions_valid_from = Some(now);
-            }
-        })
-        .await
-        .map_err(server_error)?;
+    change(state, |d| {
+        if let Some(u) = d.users.iter_mut().find(|u| u.id == user) {
+            u.gatehouse_password_hash = Some(h);
+            u.sign_in_sessions_valid_from = Some(now);
+        }
+    })
+    .await?;
     Ok(())
 }
 
@@ -816,10 +809,7 @@ async fn create_user(state: &AppState, ctx: &RequestContext, b: &Map<String, Val
         gatehouse_totp_secret: None,
     };
     let json = user_json(&user);
-    state
-        .update_directory(|d| d.users.push(user))
-        .await
-        .map_err(server_error)?;
+    change(state, |d| d.users.push(user)).await?;
     Ok(created(ctx, "users", json))
 }
 
@@ -838,29 +828,27 @@ async fn update_user(
     }
     let now = ctx.unix();
     let b = b.clone();
-    state
-        .update_directory(|d| {
-            let disabled = b.get("accountEnabled").and_then(Value::as_bool) == Some(false);
-            if let Some(u) = d.users.iter_mut().find(|u| u.id == id) {
-                if let Some(v) = b.get("displayName").and_then(Value::as_str) {
-                    u.display_name = v.to_owned();
-                }
-                if let Some(v) = b.get("givenName").and_then(Value::as_str) {
-                    u.given_name = Some(v.to_owned());
-                }
-                if let Some(v) = b.get("surname").and_then(Value::as_str) {
-                    u.surname = Some(v.to_owned());
-                }
-                if let Some(v) = b.get("accountEnabled").and_then(Value::as_bool) {
-                    u.account_enabled = v;
-                }
+    change(state, |d| {
+        let disabled = b.get("accountEnabled").and_then(Value::as_bool) == Some(false);
+        if let Some(u) = d.users.iter_mut().find(|u| u.id == id) {
+            if let Some(v) = b.get("displayName").and_then(Value::as_str) {
+                u.display_name = v.to_owned();
             }
-            if disabled {
-                set_valid_from(d, id, now);
+            if let Some(v) = b.get("givenName").and_then(Value::as_str) {
+                u.given_name = Some(v.to_owned());
             }
-        })
-        .await
-        .map_err(server_error)?;
+            if let Some(v) = b.get("surname").and_then(Value::as_str) {
+                u.surname = Some(v.to_owned());
+            }
+            if let Some(v) = b.get("accountEnabled").and_then(Value::as_bool) {
+                u.account_enabled = v;
+            }
+        }
+        if disabled {
+            set_valid_from(d, id, now);
+        }
+    })
+    .await?;
     Ok(reply::no_content(ctx))
 }
 
@@ -924,17 +912,15 @@ async fn assign_license(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
         .unwrap_or_default();
-    let updated = state
-        .update_directory(|d| {
-            if let Some(u) = d.users.iter_mut().find(|u| u.id == id) {
-                u.assigned_licenses.retain(|l| {
-                    !remove.contains(&l.sku_id) && !add.iter().any(|a| a.sku_id == l.sku_id)
-                });
-                u.assigned_licenses.extend(add);
-            }
-        })
-        .await
-        .map_err(server_error)?;
+    let updated = change(state, |d| {
+        if let Some(u) = d.users.iter_mut().find(|u| u.id == id) {
+            u.assigned_licenses.retain(|l| {
+                !remove.contains(&l.sku_id) && !add.iter().any(|a| a.sku_id == l.sku_id)
+            });
+            u.assigned_licenses.extend(add);
+        }
+    })
+    .await?;
     let u = updated
         .user(id)
         .ok_or_else(|| graph::not_found(&id.to_string()))?;
@@ -967,10 +953,7 @@ async fn create_application(
     let app: Application = serde_json::from_value(v)
         .map_err(|e| graph::bad_request(&format!("Invalid application: {e}")))?;
     let json = to_json(&app);
-    state
-        .update_directory(|d| d.applications.push(app))
-        .await
-        .map_err(server_error)?;
+    change(state, |d| d.applications.push(app)).await?;
     Ok(created(ctx, "applications", json))
 }
 
@@ -1003,14 +986,12 @@ async fn add_password(
         gatehouse_secret_hash: Some(state.secrets.hash(&secret)),
         gatehouse_expires: Some(end_t.unix_timestamp()),
     };
-    state
-        .update_directory(|d| {
-            if let Some(a) = d.applications.iter_mut().find(|a| a.id == object_id) {
-                a.password_credentials.push(cred);
-            }
-        })
-        .await
-        .map_err(server_error)?;
+    change(state, |d| {
+        if let Some(a) = d.applications.iter_mut().find(|a| a.id == object_id) {
+            a.password_credentials.push(cred);
+        }
+    })
+    .await?;
     let body = json!({"@odata.context": format!("{GRAPH_CONTEXT_BASE}#microsoft.graph.passwordCredential"), "customKeyIdentifier": null, "displayName": display, "endDateTime": end, "hint": secret.chars().take(3).collect::<String>(), "keyId": key_id.to_string(), "secretText": secret, "startDateTime": start});
     Ok(reply::json(ctx, StatusCode::OK, body))
 }
@@ -1048,10 +1029,7 @@ async fn create_service_principal(
         service_principal_type: "Application".into(),
     };
     let json = sp_json(&dir, &sp);
-    state
-        .update_directory(|d| d.service_principals.push(sp))
-        .await
-        .map_err(server_error)?;
+    change(state, |d| d.service_principals.push(sp)).await?;
     Ok(created(ctx, "servicePrincipals", json))
 }
 
@@ -1097,16 +1075,14 @@ async fn assign_app_role(
         created_date_time: Some(iso_now(ctx)),
     };
     let json = to_json(&assignment);
-    state
-        .update_directory(|d| {
-            if !d.app_role_assignments.iter().any(|a| {
-                a.principal_id == principal && a.resource_id == resource && a.app_role_id == role
-            }) {
-                d.app_role_assignments.push(assignment);
-            }
-        })
-        .await
-        .map_err(server_error)?;
+    change(state, |d| {
+        if !d.app_role_assignments.iter().any(|a| {
+            a.principal_id == principal && a.resource_id == resource && a.app_role_id == role
+        }) {
+            d.app_role_assignments.push(assignment);
+        }
+    })
+    .await?;
     Ok(created(ctx, "appRoleAssignments", json))
 }
 
@@ -1157,10 +1133,7 @@ async fn create_grant(state: &AppState, ctx: &RequestContext, b: &Map<String, Va
         scope,
     };
     let json = to_json(&grant);
-    state
-        .update_directory(|d| d.oauth2_permission_grants.push(grant))
-        .await
-        .map_err(server_error)?;
+    change(state, |d| d.oauth2_permission_grants.push(grant)).await?;
     Ok(created(ctx, "oauth2PermissionGrants", json))
 }
 
@@ -1183,17 +1156,15 @@ async fn add_role(state: &AppState, template: Uuid, principal: Uuid) -> Result<U
         )));
     }
     let id = Uuid::new_v4();
-    state
-        .update_directory(|d| {
-            d.role_assignments.push(DirectoryRoleAssignment {
-                id,
-                principal_id: principal,
-                role_definition_id: template,
-                directory_scope_id: "/".into(),
-            })
+    change(state, |d| {
+        d.role_assignments.push(DirectoryRoleAssignment {
+            id,
+            principal_id: principal,
+            role_definition_id: template,
+            directory_scope_id: "/".into(),
         })
-        .await
-        .map_err(server_error)?;
+    })
+    .await?;
     Ok(id)
 }
 
@@ -1259,19 +1230,13 @@ async fn groups(
                 gatehouse_members: Vec::new(),
             };
             let json = to_json(&group);
-            state
-                .update_directory(|d| d.groups.push(group))
-                .await
-                .map_err(server_error)?;
+            change(state, |d| d.groups.push(group)).await?;
             Ok(created(ctx, "groups", json))
         }
         ("GET", ["groups", _]) => Ok(entity(ctx, "groups", to_json(find_group(&dir, seg(1))?))),
         ("DELETE", ["groups", _]) => {
             let id = find_group(&dir, seg(1))?.id;
-            state
-                .update_directory(|d| d.groups.retain(|g| g.id != id))
-                .await
-                .map_err(server_error)?;
+            change(state, |d| d.groups.retain(|g| g.id != id)).await?;
             Ok(reply::no_content(ctx))
         }
         ("GET", ["groups", _, "members"]) => {
@@ -1301,14 +1266,12 @@ async fn groups(
                     "One or more added object references already exist for the following modified properties: 'members'.",
                 ));
             }
-            state
-                .update_directory(|d| {
-                    if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
-                        g.gatehouse_members.push(member);
-                    }
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
+                    g.gatehouse_members.push(member);
+                }
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         ("DELETE", ["groups", _, "members", _, "$ref"]) => {
@@ -1323,14 +1286,12 @@ async fn groups(
             {
                 return Err(graph::not_found(&member.to_string()));
             }
-            state
-                .update_directory(|d| {
-                    if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
-                        g.gatehouse_members.retain(|x| *x != member);
-                    }
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                if let Some(g) = d.groups.iter_mut().find(|g| g.id == gid) {
+                    g.gatehouse_members.retain(|x| *x != member);
+                }
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         _ => Err(graph::unsupported_route(m, path)),
@@ -1392,13 +1353,11 @@ async fn conditional_access(
             p.id = Uuid::new_v4();
             p.created_date_time = Some(iso_now(ctx));
             let json = to_json(&p);
-            state
-                .update_directory(|d| {
-                    d.conditional_access_policies.push(p);
-                    d.conditional_access_changed_at = Some(now);
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                d.conditional_access_policies.push(p);
+                d.conditional_access_changed_at = Some(now);
+            })
+            .await?;
             Ok(created(ctx, policy_set, json))
         }
         ("GET", ["identity", "conditionalaccess", "policies", _]) => {
@@ -1415,30 +1374,26 @@ async fn conditional_access(
             let mut p = parse_policy(merged)?;
             p.id = current.id;
             p.modified_date_time = Some(iso_now(ctx));
-            state
-                .update_directory(|d| {
-                    if let Some(x) = d
-                        .conditional_access_policies
-                        .iter_mut()
-                        .find(|x| x.id == current.id)
-                    {
-                        *x = p;
-                    }
-                    d.conditional_access_changed_at = Some(now);
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                if let Some(x) = d
+                    .conditional_access_policies
+                    .iter_mut()
+                    .find(|x| x.id == current.id)
+                {
+                    *x = p;
+                }
+                d.conditional_access_changed_at = Some(now);
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         ("DELETE", ["identity", "conditionalaccess", "policies", _]) => {
             let id = find(seg(3))?.id;
-            state
-                .update_directory(|d| {
-                    d.conditional_access_policies.retain(|p| p.id != id);
-                    d.conditional_access_changed_at = Some(now);
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                d.conditional_access_policies.retain(|p| p.id != id);
+                d.conditional_access_changed_at = Some(now);
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         (
@@ -1497,14 +1452,12 @@ async fn conditional_access(
                     .and_then(Value::as_bool)
                     .unwrap_or(true),
             };
-            state
-                .update_directory(|d| {
-                    d.authentication_context_class_references
-                        .retain(|r| r.id != reference.id);
-                    d.authentication_context_class_references.push(reference);
-                })
-                .await
-                .map_err(server_error)?;
+            change(state, |d| {
+                d.authentication_context_class_references
+                    .retain(|r| r.id != reference.id);
+                d.authentication_context_class_references.push(reference);
+            })
+            .await?;
             Ok(reply::no_content(ctx))
         }
         _ => Err(graph::unsupported_route(m, path)),

@@ -306,7 +306,6 @@ pub async fn user_tokens(
     };
     let verdict = gatehouse_engine::ca::evaluate(&call.dir, &sign_in);
     if let Some(d) = gatehouse_engine::ca::token_denial(
-        &call.dir,
         &sign_in,
         &verdict,
         grant_type == "urn:ietf:params:oauth:grant-type:jwt-bearer",

@@ -405,8 +405,7 @@ pub async fn advance(
         };
         match gatehouse_engine::ca::evaluate(&dir, &sign_in) {
             verdict @ gatehouse_engine::ca::Verdict::Block { .. } => {
-                if let Some(d) = gatehouse_engine::ca::token_denial(&dir, &sign_in, &verdict, false)
-                {
+                if let Some(d) = gatehouse_engine::ca::token_denial(&sign_in, &verdict, false) {
                     return render::error_page(state, &to_page(d), ctx, "authorize").await;
                 }
             }
